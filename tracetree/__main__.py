@@ -1,0 +1,3 @@
+from tracetree.cli import main
+
+main()

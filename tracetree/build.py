@@ -1,0 +1,80 @@
+"""The pipeline: events → model → resolved links, as one call."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from .events import ProgressCallback, ReadStats, read_events
+from .links import Link, Resolution
+from .model import ModelBuilder, ModelStats, Trace
+from .resolve import ResolveOptions, TraceEvidence, resolve_trace, trace_evidence
+
+
+@dataclass(slots=True)
+class Forest:
+    """Every trace of the input, each invocation's link, and what the input looked like."""
+
+    traces: list[Trace]
+    links: dict[str, Link]
+    evidence: dict[str, TraceEvidence] = field(default_factory=dict)  # by trace id
+    stats: ModelStats = field(default_factory=ModelStats)
+    naive: bool = False
+
+    def counts(self) -> dict[str, int]:
+        """Links by resolution label, every label present (zero when unused)."""
+        result = {label.value: 0 for label in Resolution}
+        for link in self.links.values():
+            result[link.resolution.value] += 1
+        return result
+
+    def flagged(self) -> list[Link]:
+        return [link for link in self.links.values() if link.resolution.flagged]
+
+
+def resolve_forest(traces: list[Trace], options: ResolveOptions, stats: ModelStats) -> Forest:
+    links: dict[str, Link] = {}
+    evidence: dict[str, TraceEvidence] = {}
+    for trace in traces:
+        links.update(resolve_trace(trace, options))
+        evidence[trace.trace_id] = trace_evidence(trace)[0]
+    return Forest(traces, links, evidence, stats, options.naive)
+
+
+def build(
+    events: Iterable[Any],
+    *,
+    options: ResolveOptions = ResolveOptions(),
+    lenient: bool = False,
+    keep_events: bool = True,
+) -> Forest:
+    """A forest from TailEvent dicts already in memory, in arrival order."""
+    builder = ModelBuilder(keep_events=keep_events, lenient=lenient)
+    for line, event in enumerate(events, start=1):
+        builder.add(event, "<events>", line)
+    return resolve_forest(builder.finish(), options, builder.stats)
+
+
+def build_file(
+    paths: str | Sequence[str],
+    *,
+    options: ResolveOptions = ResolveOptions(),
+    lenient: bool = False,
+    keep_events: bool = True,
+    progress: ProgressCallback | None = None,
+) -> Forest:
+    """A forest from JSONL / JSON-array / .gz files (`-` is stdin), merged in the order given.
+
+    Malformed input raises InputError naming file and line; with `lenient` such lines are
+    skipped and counted in `forest.stats.skipped`.
+    """
+    if isinstance(paths, str):
+        paths = [paths]
+    read_stats = ReadStats()
+    builder = ModelBuilder(keep_events=keep_events, lenient=lenient)
+    builder.add_all(read_events(paths, lenient=lenient, stats=read_stats, progress=progress))
+    stats = builder.stats
+    stats.skipped += read_stats.skipped
+    stats.skipped_examples = (read_stats.skipped_examples or []) + stats.skipped_examples
+    return resolve_forest(builder.finish(), options, stats)

@@ -1,0 +1,77 @@
+"""Links: how each invocation hangs in its trace, and how sure tracetree is of it."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+
+
+class Resolution(str, enum.Enum):
+    """How a link was decided. `exact` and `causal` are promises: never wrong."""
+
+    ROOT = "root"  # the onset names no caller span: a top-level invocation
+    EXACT = "exact"  # one invocation of the trace owns the caller span id, and nothing contradicts it
+    CAUSAL = "causal"  # several owners, one left after hard constraints and ordering evidence
+    HEURISTIC = "heuristic"  # several possible; soft evidence chose one with a clear margin
+    AMBIGUOUS = "ambiguous"  # evidence could not separate candidates: attached to the best, flagged
+    ORPHAN = "orphan"  # no invocation of the trace can own the caller span: shown as a root, flagged
+
+    def __str__(self) -> str:
+        return self.value
+
+    @property
+    def certain(self) -> bool:
+        return self in (Resolution.ROOT, Resolution.EXACT, Resolution.CAUSAL)
+
+    @property
+    def flagged(self) -> bool:
+        """Links `--strict` fails on."""
+        return self in (Resolution.AMBIGUOUS, Resolution.ORPHAN)
+
+
+@dataclass(frozen=True, slots=True)
+class Evidence:
+    """One fact about a candidate: what it says, and how much it weighs (negative: against)."""
+
+    rule: str  # a stable identifier, e.g. "name-fits", "created-after-child"
+    detail: str  # the fact as a reviewer would read it
+    weight: float = 0.0
+    excludes: bool = False  # a hard constraint: this candidate cannot be the caller
+
+
+@dataclass(frozen=True, slots=True)
+class Candidate:
+    """An invocation of the trace that owns the span id a callee's onset names."""
+
+    invocation_id: str
+    span_id: str
+    span_name: str
+    evidence: tuple[Evidence, ...] = ()
+
+    @property
+    def excluded(self) -> bool:
+        return any(item.excludes for item in self.evidence)
+
+    @property
+    def score(self) -> float:
+        return sum(item.weight for item in self.evidence)
+
+
+@dataclass(frozen=True, slots=True)
+class Link:
+    """The decision for one invocation: its caller span (if any) and why."""
+
+    invocation_id: str
+    trace_id: str
+    parent_invocation_id: str | None
+    parent_span_id: str | None
+    resolution: Resolution
+    # Every invocation other than the callee that owns the span id its onset names.
+    candidates: tuple[Candidate, ...] = ()
+    reason: str = ""  # one sentence: why this resolution
+
+    @property
+    def parent(self) -> tuple[str, str] | None:
+        if self.parent_invocation_id is None or self.parent_span_id is None:
+            return None
+        return (self.parent_invocation_id, self.parent_span_id)

@@ -1,0 +1,336 @@
+"""The model: TailEvents grouped into invocations of spans, invocations grouped into traces."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from .errors import InputError
+
+# Event types whose place in the model is structural; every other type (log, exception,
+# diagnosticChannel, return, outcome, streamDiagnostic, and types newer runtimes add) is kept
+# on the span it is aimed at, as received.
+STRUCTURAL = frozenset({"onset", "spanOpen", "spanClose", "attributes"})
+
+# Predictable mode stamps every spanOpen with the epoch: such a stamp says nothing.
+EPOCH = "1970-01-01T00:00:00.000Z"
+
+
+@dataclass(slots=True, eq=False)
+class Span:
+    """One span of an invocation: its top-level span (opened by the onset) or a spanOpen.
+
+    Keyed by (traceId, invocationId, spanId); `span_id` alone is never an identity.
+    """
+
+    span_id: str
+    name: str
+    parent_span_id: str | None  # None for the top-level span
+    open_sequence: int
+    open_time: str | None  # as received; None when the stream's stamp carries no information
+    open_event: dict[str, Any] | None = None  # the raw TailEvent that opened it
+    close_sequence: int | None = None
+    close_time: str | None = None
+    close_event: dict[str, Any] | None = None
+    outcome: str | None = None
+    attributes: dict[str, Any] = field(default_factory=dict)
+    # Every non-structural TailEvent aimed at this span, and its `attributes` events, in
+    # sequence order, as received. Empty when the model was built with keep_events=False.
+    events: list[dict[str, Any]] = field(default_factory=list)
+    children: list[Span] = field(default_factory=list)
+
+    @property
+    def top_level(self) -> bool:
+        return self.parent_span_id is None
+
+    @property
+    def closed(self) -> bool:
+        return self.close_sequence is not None
+
+
+@dataclass(slots=True, eq=False)
+class Invocation:
+    """The events sharing one invocationId, ordered by `sequence`."""
+
+    invocation_id: str
+    trace_id: str
+    position: int  # index of its first event in the whole input: arrival order where it has one
+    onset: dict[str, Any] | None = None  # the onset's `event` body; None if the onset is missing
+    onset_position: int | None = None
+    onset_time: str | None = None
+    trigger_span_id: str | None = None  # the onset's spanContext.spanId: the caller's span
+    top_span_id: str | None = None
+    spans: dict[str, Span] = field(default_factory=dict)
+    outcome: dict[str, Any] | None = None
+    # (sequence, timestamp or None) of every event, for gaps and for timing bounds.
+    stamps: list[tuple[int, str | None]] = field(default_factory=list)
+    last_position: int = 0
+    duplicates: list[int] = field(default_factory=list)  # sequences seen more than once
+    dropped: int = 0  # events streamDiagnostic says were dropped
+    # Events that name a span this invocation never opened: kept, shown on the top-level span.
+    stray: list[dict[str, Any]] = field(default_factory=list)
+    events: list[dict[str, Any]] = field(default_factory=list)  # all, in sequence order (kept)
+
+    @property
+    def top(self) -> Span | None:
+        return self.spans.get(self.top_span_id) if self.top_span_id else None
+
+    @property
+    def trigger(self) -> dict[str, Any]:
+        info = (self.onset or {}).get("info")
+        return info if isinstance(info, dict) else {}
+
+    @property
+    def trigger_type(self) -> str:
+        value = self.trigger.get("type")
+        return value if isinstance(value, str) else "unknown"
+
+    @property
+    def missing_sequences(self) -> list[int]:
+        """Sequence numbers never received below the highest one seen: events lost in transit."""
+        seen = {sequence for sequence, _ in self.stamps}
+        if not seen:
+            return []
+        return [n for n in range(max(seen)) if n not in seen]
+
+    @property
+    def events_missing(self) -> int:
+        return len(self.missing_sequences) + self.dropped
+
+
+@dataclass(slots=True, eq=False)
+class Trace:
+    """The invocations sharing one traceId, in order of first appearance."""
+
+    trace_id: str
+    invocations: dict[str, Invocation] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class ModelStats:
+    events: int = 0
+    duplicates: int = 0
+    skipped: int = 0
+    skipped_examples: list[InputError] = field(default_factory=list)
+
+    def skip(self, error: InputError) -> None:
+        self.skipped += 1
+        if len(self.skipped_examples) < 5:
+            self.skipped_examples.append(error)
+
+
+def _need(value: Any, kind: type, what: str, path: str, line: int) -> Any:
+    if not isinstance(value, kind):
+        found = "missing" if value is None else f"a {type(value).__name__}"
+        wanted = {str: "a string", int: "an integer", dict: "an object"}[kind]
+        raise InputError(path, line, f"{what} must be {wanted}, found {found}")
+    return value
+
+
+class ModelBuilder:
+    """Turns TailEvents (in any order) into traces; `finish()` gives the traces.
+
+    Events are first gathered per invocation, then laid out in sequence order, so neither
+    arrival order nor interleaving across invocations matters to the shape.
+    """
+
+    def __init__(self, *, keep_events: bool = True, lenient: bool = False) -> None:
+        self.keep_events = keep_events
+        self.lenient = lenient
+        self.stats = ModelStats()
+        self._traces: dict[str, Trace] = {}
+        self._invocations: dict[str, Invocation] = {}
+        self._pending: dict[str, list[tuple[int, int, dict[str, Any]]]] = {}
+        self._position = 0
+
+    def add(self, event: Any, path: str = "<events>", line: int = 0) -> None:
+        """Take one TailEvent; a malformed one raises InputError, or is skipped when lenient."""
+        try:
+            self._add(event, path, line)
+        except InputError as error:
+            if not self.lenient:
+                raise
+            self.stats.skip(error)
+
+    def add_all(self, events: Iterable[tuple[Any, str, int]]) -> None:
+        for event, path, line in events:
+            self.add(event, path, line)
+
+    def _add(self, event: Any, path: str, line: int) -> None:
+        if not isinstance(event, dict):
+            raise InputError(path, line, f"expected a TailEvent object, found a {type(event).__name__}")
+        invocation_id = _need(event.get("invocationId"), str, "invocationId", path, line)
+        context = _need(event.get("spanContext"), dict, "spanContext", path, line)
+        trace_id = _need(context.get("traceId"), str, "spanContext.traceId", path, line)
+        sequence = event.get("sequence")
+        if not isinstance(sequence, int) or isinstance(sequence, bool) or sequence < 0:
+            found = "missing" if sequence is None else repr(sequence)
+            raise InputError(path, line, f"sequence must be a non-negative integer, found {found}")
+        body = _need(event.get("event"), dict, "event", path, line)
+        kind = _need(body.get("type"), str, "event.type", path, line)
+        timestamp = event.get("timestamp")
+        if timestamp is not None and not isinstance(timestamp, str):
+            _need(timestamp, str, "timestamp", path, line)
+        span_id = context.get("spanId")
+        if span_id is not None and not isinstance(span_id, str):
+            _need(span_id, str, "spanContext.spanId", path, line)
+        if kind == "onset":
+            _need(body.get("spanId"), str, "onset event.spanId", path, line)
+        elif kind == "spanOpen":
+            _need(body.get("spanId"), str, "spanOpen event.spanId", path, line)
+            _need(span_id, str, "spanOpen spanContext.spanId (the parent span)", path, line)
+        elif kind in ("spanClose", "attributes"):
+            _need(span_id, str, f"{kind} spanContext.spanId", path, line)
+            if kind == "attributes" and not isinstance(body.get("info"), list):
+                raise InputError(path, line, "attributes event.info must be a list of {name, value}")
+
+        invocation = self._invocations.get(invocation_id)
+        if invocation is None:
+            invocation = Invocation(invocation_id, trace_id, self._position)
+            self._invocations[invocation_id] = invocation
+            self._pending[invocation_id] = []
+            trace = self._traces.get(trace_id)
+            if trace is None:
+                trace = self._traces[trace_id] = Trace(trace_id)
+            trace.invocations[invocation_id] = invocation
+        elif invocation.trace_id != trace_id:
+            raise InputError(
+                path, line,
+                f"invocation {invocation_id} changes traceId from {invocation.trace_id} to {trace_id}",
+            )
+        if kind == "onset":
+            invocation.onset_position = self._position
+        invocation.last_position = self._position
+        self._pending[invocation_id].append((sequence, self._position, event))
+        self._position += 1
+        self.stats.events += 1
+
+    def finish(self) -> list[Trace]:
+        """Lay out every invocation's events into spans; traces in order of first appearance."""
+        for invocation_id, pending in self._pending.items():
+            pending.sort(key=lambda item: (item[0], item[1]))
+            self._lay_out(self._invocations[invocation_id], pending)
+        self._pending = {}
+        return list(self._traces.values())
+
+    def _lay_out(self, invocation: Invocation, pending: list[tuple[int, int, dict[str, Any]]]) -> None:
+        keep = self.keep_events
+        seen: set[int] = set()
+        for sequence, _position, event in pending:
+            if sequence in seen:
+                # Same invocation and sequence twice: a redelivery. Counted, not applied again.
+                invocation.duplicates.append(sequence)
+                self.stats.duplicates += 1
+                continue
+            seen.add(sequence)
+            body = event["event"]
+            kind = body["type"]
+            timestamp = event.get("timestamp")
+            informative = timestamp if timestamp != EPOCH else None
+            invocation.stamps.append((sequence, informative))
+            if keep:
+                invocation.events.append(event)
+            aimed = event["spanContext"].get("spanId")
+            if kind == "onset":
+                if invocation.onset is not None:
+                    invocation.stray.append(event)  # a second onset: kept, not applied
+                    continue
+                invocation.onset = body
+                invocation.onset_time = informative
+                invocation.trigger_span_id = aimed
+                top_id = body["spanId"]
+                invocation.top_span_id = top_id
+                invocation.spans[top_id] = Span(
+                    top_id, invocation.trigger_type, None, sequence, informative,
+                    open_event=event if keep else None,
+                )
+            elif kind == "spanOpen":
+                span_id = body["spanId"]
+                name = body.get("name")
+                if span_id in invocation.spans:
+                    invocation.stray.append(event)  # reuse of an id inside one invocation: kept
+                    continue
+                span = Span(
+                    span_id, name if isinstance(name, str) else "", aimed, sequence, informative,
+                    open_event=event if keep else None,
+                )
+                invocation.spans[span_id] = span
+                parent = invocation.spans.get(aimed)
+                if parent is not None:
+                    parent.children.append(span)
+            else:
+                span = invocation.spans.get(aimed) if aimed else None
+                if span is None and kind in ("outcome", "return", "exception", "log"):
+                    span = invocation.top  # these are aimed at the top-level span anyway
+                if kind == "outcome":
+                    invocation.outcome = body
+                elif kind == "streamDiagnostic":
+                    count = (body.get("diagnostic") or {}).get("count")
+                    invocation.dropped += count if isinstance(count, int) else 1
+                if span is None:
+                    invocation.stray.append(event)
+                    continue
+                if kind == "spanClose":
+                    if span.close_sequence is not None:
+                        invocation.stray.append(event)
+                        continue
+                    span.close_sequence = sequence
+                    span.close_time = informative
+                    span.close_event = event if keep else None
+                    outcome = body.get("outcome")
+                    span.outcome = outcome if isinstance(outcome, str) else None
+                    continue
+                if kind == "attributes":
+                    for item in body["info"]:
+                        if isinstance(item, dict) and isinstance(item.get("name"), str):
+                            span.attributes[item["name"]] = item.get("value")
+                if keep:
+                    span.events.append(event)
+        # A spanOpen may name a parent opened later in sequence (never in workerd, but cheap
+        # to honour): attach such orphans now that every span is known.
+        attached = {id(child) for span in invocation.spans.values() for child in span.children}
+        for span in invocation.spans.values():
+            if span.parent_span_id is not None and id(span) not in attached:
+                parent = invocation.spans.get(span.parent_span_id)
+                if parent is not None and parent is not span:
+                    parent.children.append(span)
+                    attached.add(id(span))
+
+
+def build_traces(
+    events: Iterable[Any], *, keep_events: bool = True, lenient: bool = False
+) -> list[Trace]:
+    """Traces from TailEvent dicts (already parsed), in order of first appearance.
+
+    >>> onset = {"invocationId": "a", "spanContext": {"traceId": "t"}, "sequence": 0,
+    ...          "timestamp": "2026-01-01T00:00:00.000Z",
+    ...          "event": {"type": "onset", "spanId": "f00d", "info": {"type": "fetch"}}}
+    >>> [trace] = build_traces([onset])
+    >>> trace.invocations["a"].top.name
+    'fetch'
+    """
+    builder = ModelBuilder(keep_events=keep_events, lenient=lenient)
+    for line, event in enumerate(events, start=1):
+        builder.add(event, "<events>", line)
+    return builder.finish()
+
+
+_TIME_CACHE: dict[str, float] = {}
+
+
+def millis(timestamp: str | None) -> float | None:
+    """Milliseconds since the epoch of an ISO timestamp; None when absent or unreadable."""
+    if timestamp is None:
+        return None
+    value = _TIME_CACHE.get(timestamp)
+    if value is None:
+        try:
+            text = timestamp[:-1] + "+00:00" if timestamp.endswith("Z") else timestamp
+            value = datetime.fromisoformat(text).timestamp() * 1000.0
+        except ValueError:
+            return None
+        if len(_TIME_CACHE) < 1_000_000:
+            _TIME_CACHE[timestamp] = value
+    return value
