@@ -31,9 +31,11 @@ class Span:
     open_sequence: int
     open_time: str | None  # as received; None when the stream's stamp carries no information
     open_event: dict[str, Any] | None = None  # the raw TailEvent that opened it
+    open_position: int = 0  # index of the opening event in the whole input (arrival order)
     close_sequence: int | None = None
     close_time: str | None = None
     close_event: dict[str, Any] | None = None
+    close_position: int | None = None
     outcome: str | None = None
     attributes: dict[str, Any] = field(default_factory=dict)
     # Every non-structural TailEvent aimed at this span, and its `attributes` events, in
@@ -64,8 +66,9 @@ class Invocation:
     top_span_id: str | None = None
     spans: dict[str, Span] = field(default_factory=dict)
     outcome: dict[str, Any] | None = None
-    # (sequence, timestamp or None) of every event, for gaps and for timing bounds.
-    stamps: list[tuple[int, str | None]] = field(default_factory=list)
+    # (sequence, timestamp or None, input position) of every event, in sequence order: for
+    # gaps, and for bounds on when each span opened.
+    stamps: list[tuple[int, str | None, int]] = field(default_factory=list)
     last_position: int = 0
     duplicates: list[int] = field(default_factory=list)  # sequences seen more than once
     dropped: int = 0  # events streamDiagnostic says were dropped
@@ -90,7 +93,7 @@ class Invocation:
     @property
     def missing_sequences(self) -> list[int]:
         """Sequence numbers never received below the highest one seen: events lost in transit."""
-        seen = {sequence for sequence, _ in self.stamps}
+        seen = {sequence for sequence, _, _ in self.stamps}
         if not seen:
             return []
         return [n for n in range(max(seen)) if n not in seen]
@@ -218,7 +221,7 @@ class ModelBuilder:
     def _lay_out(self, invocation: Invocation, pending: list[tuple[int, int, dict[str, Any]]]) -> None:
         keep = self.keep_events
         seen: set[int] = set()
-        for sequence, _position, event in pending:
+        for sequence, position, event in pending:
             if sequence in seen:
                 # Same invocation and sequence twice: a redelivery. Counted, not applied again.
                 invocation.duplicates.append(sequence)
@@ -229,7 +232,7 @@ class ModelBuilder:
             kind = body["type"]
             timestamp = event.get("timestamp")
             informative = timestamp if timestamp != EPOCH else None
-            invocation.stamps.append((sequence, informative))
+            invocation.stamps.append((sequence, informative, position))
             if keep:
                 invocation.events.append(event)
             aimed = event["spanContext"].get("spanId")
@@ -244,7 +247,7 @@ class ModelBuilder:
                 invocation.top_span_id = top_id
                 invocation.spans[top_id] = Span(
                     top_id, invocation.trigger_type, None, sequence, informative,
-                    open_event=event if keep else None,
+                    open_event=event if keep else None, open_position=position,
                 )
             elif kind == "spanOpen":
                 span_id = body["spanId"]
@@ -254,7 +257,7 @@ class ModelBuilder:
                     continue
                 span = Span(
                     span_id, name if isinstance(name, str) else "", aimed, sequence, informative,
-                    open_event=event if keep else None,
+                    open_event=event if keep else None, open_position=position,
                 )
                 invocation.spans[span_id] = span
                 parent = invocation.spans.get(aimed)
@@ -279,6 +282,7 @@ class ModelBuilder:
                     span.close_sequence = sequence
                     span.close_time = informative
                     span.close_event = event if keep else None
+                    span.close_position = position
                     outcome = body.get("outcome")
                     span.outcome = outcome if isinstance(outcome, str) else None
                     continue

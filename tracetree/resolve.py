@@ -14,6 +14,7 @@ parallel, or on another machine. Three passes, in the spirit of Zipkin's SpanNod
 from __future__ import annotations
 
 import bisect
+import itertools
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
@@ -36,7 +37,9 @@ W_OPEN_AT_ONSET = 1.0
 W_CLOSED_BEFORE = -4.0
 W_ATTRIBUTE = 3.0
 W_NEAREST = 1.0
+W_RESUMED = -2.0
 MARGIN = 2.0
+_TIE = 1e-3  # tie-breakers stay far below any evidence weight
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,6 +56,7 @@ class TraceEvidence:
     """Which kinds of ordering evidence a trace's events carry."""
 
     creation_order: str  # "counter" (predictable-mode ids), "arrival" (file order), or "none"
+    arrival_order: bool  # the input is in arrival order (invocations interleave), not grouped
     sequential_ids: bool  # span ids numbered 1, 2, 3… per invocation
     timestamps: bool  # at least two distinct informative timestamps
 
@@ -71,19 +75,22 @@ class _Timing:
 
     sequences: list[int]
     floor: list[float | None]  # floor[k]: latest informative stamp at or before sequences[k]
+    positions: list[int]  # input position of the event with sequences[k]
 
     @classmethod
     def of(cls, invocation: Invocation) -> _Timing:
         sequences: list[int] = []
         floor: list[float | None] = []
+        positions: list[int] = []
         best: float | None = None
-        for sequence, stamp in invocation.stamps:
+        for sequence, stamp, position in invocation.stamps:
+            positions.append(position)
             value = millis(stamp)
             if value is not None and (best is None or value > best):
                 best = value
             sequences.append(sequence)
             floor.append(best)
-        return cls(sequences, floor)
+        return cls(sequences, floor, positions)
 
     def opened_no_earlier_than(self, span: Span) -> float | None:
         """A lower bound on when the span opened: the latest stamp of anything before it."""
@@ -131,26 +138,27 @@ def looks_sequential(span_id: str) -> bool:
 def trace_evidence(trace: Trace) -> tuple[TraceEvidence, dict[str, int]]:
     """What ordering evidence the trace has, and each invocation's creation rank where known."""
     invocations = list(trace.invocations.values())
+    # In arrival order a callee's onset lands inside its caller's run of events, so a trace
+    # whose invocations never interleave is sorted (grouped), and its file order says nothing.
+    runs = sorted((inv.position, inv.last_position) for inv in invocations)
+    arrival = any(later[0] < earlier[1] for earlier, later in itertools.pairwise(runs))
     counters = {inv.invocation_id: _counter(inv.invocation_id) for inv in invocations}
     ranks: dict[str, int] = {}
     if len(invocations) > 1 and all(value is not None for value in counters.values()):
         order = "counter"
         ranks = {key: value for key, value in counters.items() if value is not None}
+    elif arrival:
+        order = "arrival"
+        ranks = {
+            inv.invocation_id: inv.onset_position if inv.onset_position is not None else inv.position
+            for inv in invocations
+        }
     else:
-        # In arrival order a callee's onset lands inside its caller's run of events, so a trace
-        # whose invocations never interleave is sorted (grouped), and its file order says nothing.
-        spans = sorted((inv.position, inv.last_position) for inv in invocations)
-        interleaved = any(later[0] < earlier[1] for earlier, later in zip(spans, spans[1:]))
-        order = "arrival" if interleaved else "none"
-        if interleaved:
-            ranks = {
-                inv.invocation_id: inv.onset_position if inv.onset_position is not None else inv.position
-                for inv in invocations
-            }
+        order = "none"
     span_ids = [sid for inv in invocations for sid, span in inv.spans.items() if not span.top_level]
     sequential = bool(span_ids) and all(looks_sequential(sid) for sid in span_ids)
-    stamps = {stamp for inv in invocations for _, stamp in inv.stamps if stamp is not None}
-    return TraceEvidence(order, sequential, len(stamps) > 1), ranks
+    stamps = {stamp for inv in invocations for _, stamp, _ in inv.stamps if stamp is not None}
+    return TraceEvidence(order, arrival, sequential, len(stamps) > 1), ranks
 
 
 def resolve_trace(trace: Trace, options: ResolveOptions = ResolveOptions()) -> dict[str, Link]:
@@ -219,6 +227,12 @@ class _Resolver:
         self.links: dict[str, Link] = {}
         self.children: dict[str, _Child] = {}
         self.settled: dict[str, tuple[Candidate, Resolution]] = {}
+        self._settled_by_owner: dict[str, list[tuple[str, Candidate]]] = {}
+        self._callees: dict[str, list[str]] = {}  # settled links, caller → callees
+        # Positions relative to the trace's first event: the same events give the same links
+        # wherever they sit in a larger input.
+        self._base = min((inv.position for inv in trace.invocations.values()), default=0)
+        self._size = 1 + max((inv.last_position for inv in trace.invocations.values()), default=0) - self._base
 
     # -- pass 1: candidates and their evidence ---------------------------------------------
     def run(self) -> dict[str, Link]:
@@ -278,6 +292,8 @@ class _Resolver:
             else:
                 facts.append(Evidence("open-at-onset", "span still open at the callee's onset",
                                       W_OPEN_AT_ONSET))
+        if self.evidence.arrival_order and child.onset_position is not None and not span.top_level:
+            facts.extend(self._arrival_evidence(owner, span, child.onset_position))
         fits = self.options.dispatch.fits(child.trigger_type, span.name, span.top_level)
         shown = "top-level span" if span.top_level else f"'{span.name}' span"
         if fits is True:
@@ -300,6 +316,21 @@ class _Resolver:
                                       W_NEAREST))
         return Candidate(owner.invocation_id, span.span_id, span.name, tuple(facts))
 
+    def _arrival_evidence(self, owner: Invocation, span: Span, onset_position: int) -> list[Evidence]:
+        """What arrival order says. A dispatch span's close, and the caller's next event after
+        the spanOpen, arrive after the callee's onset in every real capture; the spanOpen itself
+        may come either side (real workerd delivers it after), so it is not used."""
+        facts = []
+        if span.close_position is not None and span.close_position < onset_position:
+            facts.append(Evidence("closed-before-onset-arrival",
+                                  "its spanClose arrived before the callee's onset", W_CLOSED_BEFORE))
+        timing = self.timing[owner.invocation_id]
+        k = bisect.bisect_right(timing.sequences, span.open_sequence)
+        if k < len(timing.sequences) and timing.positions[k] < onset_position:
+            facts.append(Evidence("resumed-before-onset",
+                                  "the caller's next event arrived before the callee's onset", W_RESUMED))
+        return facts
+
     def _fits(self, child: _Child, candidate: Candidate) -> bool:
         """Whether a lone candidate is proof: its span fits the trigger and nothing speaks against."""
         names = {item.rule for item in candidate.evidence}
@@ -309,6 +340,8 @@ class _Resolver:
     def _settle(self, child: _Child, candidate: Candidate, resolution: Resolution, reason: str) -> None:
         key = child.invocation.invocation_id
         self.settled[key] = (candidate, resolution)
+        self._settled_by_owner.setdefault(candidate.invocation_id, []).append((key, candidate))
+        self._callees.setdefault(candidate.invocation_id, []).append(key)
         self.links[key] = Link(
             key, self.trace.trace_id, candidate.invocation_id, candidate.span_id, resolution,
             child.all_candidates(), reason,
@@ -323,19 +356,51 @@ class _Resolver:
         return seen
 
     def _propagate(self) -> None:
-        changed = True
-        while changed:
-            changed = False
-            for key, child in list(self.children.items()):
-                if key in self.settled:
-                    continue
-                self._prune(child)
-                viable = child.viable()
-                if len(viable) == 1 and self._fits(child, viable[0]):
-                    ruled_out = len(child.candidates) - 1
-                    self._settle(child, viable[0], Resolution.CAUSAL,
-                                 f"one candidate left: {ruled_out} ruled out by hard constraints")
-                    changed = True
+        # A worklist: settling a link can only prune the callees that share an owner with it,
+        # so only those are looked at again (a full rescan per settlement is quadratic).
+        watchers: dict[str, list[_Child]] = {}
+        for child in self.children.values():
+            for candidate in child.candidates:
+                watchers.setdefault(candidate.invocation_id, []).append(child)
+        work = list(self.children.values())
+        queued = {id(child) for child in work}
+        while work:
+            child = work.pop()
+            queued.discard(id(child))
+            key = child.invocation.invocation_id
+            if key in self.settled:
+                continue
+            self._prune(child)
+            viable = child.viable()
+            if len(viable) != 1 or not self._fits(child, viable[0]):
+                continue
+            ruled_out = len(child.candidates) - 1
+            if ruled_out == 0:
+                # A sequential id is proof only when its span fits: with a partial capture the
+                # real caller may be missing and this owner a namesake.
+                self._settle(child, viable[0], Resolution.EXACT,
+                             "the only owner of the span id, and its span fits the trigger")
+            else:
+                self._settle(child, viable[0], Resolution.CAUSAL,
+                             f"one candidate left: {ruled_out} ruled out by hard constraints")
+            # Who may now be pruned: callees with a candidate in the new caller (dispatch
+            # order), or in anything below the settled callee (ancestry).
+            for owner in self._subtree(key) | {viable[0].invocation_id}:
+                for other in watchers.get(owner, ()):
+                    if id(other) not in queued and other.invocation.invocation_id not in self.settled:
+                        work.append(other)
+                        queued.add(id(other))
+
+    def _subtree(self, key: str) -> set[str]:
+        below = {key}
+        frontier = [key]
+        while frontier:
+            current = frontier.pop()
+            for child_key in self._callees.get(current, ()):
+                if child_key not in below:
+                    below.add(child_key)
+                    frontier.append(child_key)
+        return below
 
     def _prune(self, child: _Child) -> None:
         """Rule out candidates that settled links make impossible."""
@@ -351,12 +416,11 @@ class _Resolver:
             owner = self.trace.invocations[candidate.invocation_id]
             span = owner.spans[candidate.span_id]
             if rank is not None and not span.top_level:
-                for other_key, (other, _) in self.settled.items():
-                    if other.invocation_id != candidate.invocation_id or other_key == key:
-                        continue
+                for other_key, other in self._settled_by_owner.get(candidate.invocation_id, ()):
                     other_span = owner.spans[other.span_id]
                     other_rank = self.ranks.get(other_key)
-                    if other_span.top_level or other_rank is None:
+                    # The same span already taken is a capacity question (soft), not order.
+                    if other_span is span or other_span.top_level or other_rank is None:
                         continue
                     if (other_rank < rank) != (other_span.open_sequence < span.open_sequence):
                         late.append(Evidence(
@@ -388,12 +452,23 @@ class _Resolver:
                 slot = self._slot(key, candidate)
                 if slot[1:] in taken:
                     continue
-                weight = 100.0 + candidate.score
+                weight = 100.0 + candidate.score + _TIE * self._nearness(child, candidate)
                 graph.add_edge(("child", key), slot, weight=weight)
                 edges[(key, slot)] = candidate
         for component in nx.connected_components(graph):
             sub = graph.subgraph(component)
             self._assign_component(sub, edges)
+
+    def _nearness(self, child: _Child, candidate: Candidate) -> float:
+        """In [0, 1]: a tie-breaker that pairs callees and dispatch spans in the same order.
+        Summed over a matching, rank × position is largest when the pairs do not cross
+        (the rearrangement inequality), so among equally good arrangements the one where
+        earlier callees take earlier-opened spans wins, deterministically."""
+        span = self.trace.invocations[candidate.invocation_id].spans[candidate.span_id]
+        onset = child.invocation.onset_position
+        scale = float(self._size)
+        base = self._base
+        return ((onset - base if onset is not None else 0) / scale) * ((span.open_position - base) / scale)
 
     def _choices(self, child: _Child) -> list[Candidate]:
         viable = child.viable()
@@ -406,7 +481,8 @@ class _Resolver:
     def _assign_component(self, sub: nx.Graph, edges: dict) -> None:
         # Top-level spans may wake many callees (hibernation): give each child its own copy.
         graph = nx.Graph()
-        for (a, b, data) in sub.edges(data=True):
+        # Sorted so that the matching, and so the output, never depends on hash order.
+        for (a, b, data) in sorted(sub.edges(data=True), key=lambda e: (min(e[0], e[1]), max(e[0], e[1]))):
             child, slot = (a, b) if a[0] == "child" else (b, a)
             candidate = edges[(child[1], slot)]
             owner = self.trace.invocations[candidate.invocation_id]
@@ -441,7 +517,7 @@ class _Resolver:
             reduced = graph.copy()
             reduced.remove_edge(node, slot)
             margin = total - _weight(reduced, _matching(reduced))
-            if margin >= self.options.margin and self._fits(child, chosen):
+            if margin >= self.options.margin - 10 * _TIE and self._fits(child, chosen):
                 self._settle(child, chosen, Resolution.HEURISTIC,
                              f"best overall fit, ahead of the next arrangement by {margin:g}")
             else:

@@ -1,0 +1,35 @@
+"""tracetree: rebuild, resolve and compare Cloudflare Workers streaming-tail traces.
+
+>>> import tracetree
+>>> forest = tracetree.build([])
+>>> forest.counts()["root"]
+0
+"""
+
+from .build import Forest, build, build_file
+from .dispatch import DEFAULT_TABLE, DispatchTable, load_dispatch_table
+from .errors import InputError, TracetreeError
+from .links import Candidate, Evidence, Link, Resolution
+from .model import Invocation, Span, Trace
+from .resolve import ResolveOptions, TraceEvidence, resolve_trace
+
+__all__ = [
+    "DEFAULT_TABLE",
+    "Candidate",
+    "DispatchTable",
+    "Evidence",
+    "Forest",
+    "InputError",
+    "Invocation",
+    "Link",
+    "Resolution",
+    "ResolveOptions",
+    "Span",
+    "Trace",
+    "TraceEvidence",
+    "TracetreeError",
+    "build",
+    "build_file",
+    "load_dispatch_table",
+    "resolve_trace",
+]
