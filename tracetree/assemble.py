@@ -7,9 +7,15 @@ stream has it), then by a stable content key, never by random ids.
 
 from __future__ import annotations
 
+import zlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
 
 from .build import Forest
+from .fields import VOLATILE_FIELDS
 from .links import Link
 from .model import Invocation, Span, Trace, millis
 from .resolve import trace_evidence
@@ -35,6 +41,7 @@ class InvocationNode:
 class TraceNode:
     trace: Trace
     roots: list[InvocationNode]  # root invocations, orphans included
+    signature: str = ""  # what the whole trace holds, without ids: orders traces stably
 
 
 def content_key(invocation: Invocation) -> tuple[str, ...]:
@@ -57,52 +64,157 @@ def _time_key(invocation: Invocation, rank: int | None) -> tuple[float, float]:
     return (onset if onset is not None else float("inf"), rank if rank is not None else 0)
 
 
-def assemble_trace(trace: Trace, links: dict[str, Link]) -> TraceNode:
-    _, ranks = trace_evidence(trace)
+def _place(nodes: list, parent_of: Callable[[Any], Any]) -> list:
+    """Attach each node under its parent, in the order given; return those left as roots.
+
+    A node is attached only once its parent is itself placed, so parents that name each other
+    (a cycle, from malformed input or the upstream rule's links) cannot hide a node: each cycle
+    is broken at its earliest member, which becomes a root. `parent_of` returns the parent
+    node (attaching is the caller's job, through the returned pairs) or None."""
+    roots = []
+    placed: set[int] = set()
+    waiting = list(nodes)
+    while waiting:
+        progress = False
+        still = []
+        for node in waiting:
+            parent = parent_of(node)
+            if parent is None:
+                roots.append((node, None))
+                placed.add(id(node))
+                progress = True
+            elif id(parent) in placed:
+                roots.append((node, parent))
+                placed.add(id(node))
+                progress = True
+            else:
+                still.append(node)
+        if not progress:
+            # Only cycles (or chains hanging from one) are left: break at the earliest.
+            roots.append((still[0], None))
+            placed.add(id(still[0]))
+            still = still[1:]
+        waiting = still
+    return roots
+
+
+def assemble_trace(trace: Trace, links: dict[str, Link], ranks: dict[str, int] | None = None) -> TraceNode:
+    """One trace as a tree in which every invocation and every span appears exactly once."""
+    if ranks is None:
+        ranks = trace_evidence(trace)[1]
     nodes: dict[str, InvocationNode] = {}
     span_nodes: dict[tuple[str, str], SpanNode] = {}
     for key, invocation in trace.invocations.items():
-        top: SpanNode | None = None
+        spans = sorted(invocation.spans.values(), key=lambda s: s.open_sequence)
+        own = [SpanNode(span) for span in spans]
+        for node in own:
+            span_nodes[(key, node.span.span_id)] = node
+        top = span_nodes.get((key, invocation.top_span_id or ""))
+
+        def parent_span(node: SpanNode, key: str = key, top: SpanNode | None = top) -> SpanNode | None:
+            if node is top or node.span.parent_span_id is None:
+                return None
+            parent = span_nodes.get((key, node.span.parent_span_id))
+            return None if parent is node else parent
+
         loose: list[SpanNode] = []
-        for span in sorted(invocation.spans.values(), key=lambda s: s.open_sequence):
-            span_nodes[(key, span.span_id)] = SpanNode(span)
-        for span in sorted(invocation.spans.values(), key=lambda s: s.open_sequence):
-            node = span_nodes[(key, span.span_id)]
-            if span.top_level:
-                if top is None and span.span_id == invocation.top_span_id:
-                    top = node
-                continue
-            parent = span_nodes.get((key, span.parent_span_id or ""))
-            if parent is None or parent is node:
-                loose.append(node)
-            else:
+        for node, parent in _place(own, parent_span):
+            if parent is not None:
                 parent.spans.append(node)
+            elif node is not top:
+                loose.append(node)  # its parent was never opened here, or a cycle
         nodes[key] = InvocationNode(invocation, links[key], top, loose)
 
     roots: list[InvocationNode] = []
-    ordered = sorted(
-        nodes.values(),
-        key=lambda n: (_time_key(n.invocation, ranks.get(n.invocation.invocation_id)),
-                       content_key(n.invocation)),
-    )
-    for node in ordered:
+
+    def host_span(node: InvocationNode) -> SpanNode | None:
         parent = node.link.parent
-        host = span_nodes.get(parent) if parent else None
+        return span_nodes.get(parent) if parent else None
+
+    owner_of = {id(span_node): nodes[key] for (key, _), span_node in span_nodes.items()}
+    for node, host in _place(list(nodes.values()), lambda n: _host_owner(n, host_span, owner_of)):
         if host is None:
             roots.append(node)
         else:
-            host.callees.append(node)
-    return TraceNode(trace, roots)
+            span = host_span(node)
+            assert span is not None
+            span.callees.append(node)
+    # Siblings by time, then content, then the shape of everything below them: only truly
+    # identical subtrees are left in input order, and for those the order changes nothing.
+    signatures: dict[int, str] = {}
+    for node in roots:
+        _sign_invocation(node, signatures)
+
+    def sibling_key(node: InvocationNode) -> tuple:
+        invocation = node.invocation
+        return (_time_key(invocation, ranks.get(invocation.invocation_id)), content_key(invocation),
+                signatures[id(node)])
+
+    for span_node in span_nodes.values():
+        if len(span_node.callees) > 1:
+            span_node.callees.sort(key=sibling_key)
+    roots.sort(key=sibling_key)
+    return TraceNode(trace, roots, "".join(sorted(signatures[id(node)] for node in roots)))
+
+
+def _host_owner(
+    node: InvocationNode,
+    host_span: Callable[[InvocationNode], SpanNode | None],
+    owner_of: dict[int, InvocationNode],
+) -> InvocationNode | None:
+    span = host_span(node)
+    if span is None:
+        return None
+    owner = owner_of[id(span)]
+    return None if owner is node else owner
+
+
+def _sign_invocation(node: InvocationNode, signatures: dict[int, str]) -> str:
+    """A canonical string of what the invocation and everything below it hold: no ids, no clocks."""
+    invocation = node.invocation
+    outcome = (invocation.outcome or {}).get("outcome")
+    parts = [repr(content_key(invocation)), node.link.resolution.value, repr(outcome),
+             _stable(invocation.trigger)]
+    for span_node in ([node.top] if node.top else []) + node.loose:
+        parts.append(_sign_span(span_node, signatures))
+    signature = "(" + ",".join(parts) + ")"
+    signatures[id(node)] = signature
+    return signature
+
+
+def _sign_span(node: SpanNode, signatures: dict[int, str]) -> str:
+    span = node.span
+    parts = [repr(span.name), _stable(span.attributes), str(span.outcome)]
+    # Attributes events are already in span.attributes, where volatile values are left out.
+    parts.extend(_stable(body) for event in span.events
+                 if (body := event.get("event") or {}).get("type") != "attributes")
+    parts.extend(_sign_span(child, signatures) for child in node.spans)
+    parts.extend(sorted(_sign_invocation(callee, signatures) for callee in node.callees))
+    return "[" + ",".join(parts) + "]"
+
+
+def _stable(mapping: dict[str, Any]) -> str:
+    """Keys and values of a mapping, values of volatile fields left out; long text by checksum."""
+    items = []
+    for key in sorted(mapping):
+        value = None if key in VOLATILE_FIELDS else mapping[key]
+        if isinstance(value, (dict, list)):
+            value = orjson.dumps(value, option=orjson.OPT_SORT_KEYS, default=str)
+        text = repr(value)
+        items.append(f"{key}={text if len(text) <= 64 else zlib.crc32(text.encode())}")
+    return "{" + ";".join(items) + "}"
 
 
 def assemble(forest: Forest) -> list[TraceNode]:
-    """Every trace as a tree, traces ordered by their first root's time, then content."""
-    trees = [assemble_trace(trace, forest.links) for trace in forest.traces]
+    """Every trace as a tree. Traces go by their first root's time, then by what they hold
+    (every invocation's content key), so neither ids nor how the input interleaved traces
+    changes the order."""
+    trees = [assemble_trace(trace, forest.links, forest.ranks.get(trace.trace_id))
+             for trace in forest.traces]
 
     def trace_key(tree: TraceNode) -> tuple:
         first = tree.roots[0].invocation if tree.roots else None
-        if first is None:
-            return ((float("inf"), 0), ())
-        return (_time_key(first, None), content_key(first))
+        start = _time_key(first, None)[0] if first is not None else float("inf")
+        return (start, tree.signature)
 
     return sorted(trees, key=trace_key)

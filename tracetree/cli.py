@@ -16,6 +16,7 @@ from .build import Forest, build_file
 from .dispatch import DEFAULT_TABLE, load_dispatch_table
 from .errors import EXIT_FINDINGS, EXIT_INPUT, EXIT_OK, InputError, TracetreeError
 from .events import input_size
+from .render.text import safe_text
 from .resolve import ResolveOptions
 
 # Below this much input a progress bar would only flicker.
@@ -51,7 +52,8 @@ Exit codes: 0 built; 1 --strict and some link is ambiguous or orphan; 2 bad inpu
 
 
 def _error(message: str) -> None:
-    click.echo(f"error: {message}", err=True)
+    # An error may quote the input (a file name, an id): never let it drive the terminal.
+    click.echo(f"error: {safe_text(message)}", err=True)
 
 
 @contextmanager
@@ -157,8 +159,6 @@ def build(
         from .render.summary import render_summary
 
         errors.print(render_summary(forest), markup=False, highlight=False)
-        for example in forest.stats.skipped_examples[:3]:
-            errors.print(f"  skipped {example}", markup=False, highlight=False)
     if strict and forest.flagged():
         sys.exit(EXIT_FINDINGS)
 
@@ -182,11 +182,12 @@ def _emit(
 
         data: Iterator[bytes] | bytes = render_links(forest)
     else:
-        from .document import DEFAULT_NORMALIZATION, Normalization, dumps_document, to_document
+        from .document import Normalization, dumps_document, to_document
 
-        normalization = Normalization.none() if raw else DEFAULT_NORMALIZATION
-        if normalize or keep:
-            normalization = normalization.adjusted(add=normalize, remove=keep)
+        try:
+            normalization = Normalization.from_options(normalize, keep, raw=raw)
+        except ValueError as error:
+            raise click.UsageError(str(error)) from None
         data = dumps_document(to_document(forest, normalization=normalization))
     if output == "-":
         _write(sys.stdout.buffer, data)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import sys
 from collections.abc import Callable, Iterable, Iterator
@@ -40,10 +41,7 @@ class ReadStats:
 def _open_bytes(path: str) -> bytes:
     """The whole input as bytes; `-` is stdin; gzip is recognised by its magic number."""
     try:
-        if path == "-":
-            data = sys.stdin.buffer.read()
-        else:
-            data = Path(path).read_bytes()
+        data = sys.stdin.buffer.read() if path == "-" else Path(path).read_bytes()
     except OSError as exc:
         raise InputError(path, None, f"cannot read: {exc.strerror or exc}") from None
     if data[:2] == b"\x1f\x8b":
@@ -89,7 +87,7 @@ def _parse_lines(
         except orjson.JSONDecodeError:
             parsed = None
         if parsed is not None and len(parsed) == len(numbered):
-            for (n, _), item in zip(numbered, parsed):
+            for (n, _), item in zip(numbered, parsed, strict=True):
                 yield item, n
         else:
             # A bad line, or a line holding two values separated by a comma: parse one by one.
@@ -148,8 +146,6 @@ def input_size(paths: Iterable[str]) -> int:
     total = 0
     for path in paths:
         if path != "-":
-            try:
+            with contextlib.suppress(OSError):
                 total += Path(path).stat().st_size
-            except OSError:
-                pass
     return total

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 
 class Resolution(str, enum.Enum):
@@ -47,14 +47,21 @@ class Candidate:
     span_id: str
     span_name: str
     evidence: tuple[Evidence, ...] = ()
+    # Derived from the evidence once, at construction: the resolver asks for them constantly.
+    excluded: bool = field(init=False, compare=False)
+    score: float = field(init=False, compare=False)
 
-    @property
-    def excluded(self) -> bool:
-        return any(item.excludes for item in self.evidence)
+    def __post_init__(self) -> None:
+        excluded = False
+        score = 0.0
+        for item in self.evidence:
+            excluded = excluded or item.excludes
+            score += item.weight
+        object.__setattr__(self, "excluded", excluded)
+        object.__setattr__(self, "score", score)
 
-    @property
-    def score(self) -> float:
-        return sum(item.weight for item in self.evidence)
+    def with_evidence(self, more: tuple[Evidence, ...]) -> Candidate:
+        return Candidate(self.invocation_id, self.span_id, self.span_name, self.evidence + more)
 
 
 @dataclass(frozen=True, slots=True)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, NoReturn
 
 from .errors import InputError
 
@@ -124,6 +124,24 @@ class ModelStats:
             self.skipped_examples.append(error)
 
 
+# Event types whose fields the model reads, and so checks on the way in.
+_CHECKED = frozenset({"onset", "spanOpen", "spanClose", "attributes"})
+
+
+def _well_formed(kind: str, body: dict[str, Any], span_id: str | None) -> bool:
+    if kind == "onset":
+        return type(body.get("spanId")) is str
+    if kind == "spanOpen":
+        return type(body.get("spanId")) is str and span_id is not None
+    if kind == "attributes":
+        return span_id is not None and type(body.get("info")) is list
+    return span_id is not None  # spanClose
+
+
+def _by_sequence(item: tuple[int, int, dict[str, Any]]) -> tuple[int, int]:
+    return (item[0], item[1])
+
+
 def _need(value: Any, kind: type, what: str, path: str, line: int) -> Any:
     if not isinstance(value, kind):
         found = "missing" if value is None else f"a {type(value).__name__}"
@@ -144,8 +162,8 @@ class ModelBuilder:
         self.lenient = lenient
         self.stats = ModelStats()
         self._traces: dict[str, Trace] = {}
-        self._invocations: dict[str, Invocation] = {}
-        self._pending: dict[str, list[tuple[int, int, dict[str, Any]]]] = {}
+        # invocationId → (invocation, its events as (sequence, position, event)) until finish()
+        self._entries: dict[str, tuple[Invocation, list[tuple[int, int, dict[str, Any]]]]] = {}
         self._position = 0
 
     def add(self, event: Any, path: str = "<events>", line: int = 0) -> None:
@@ -162,11 +180,57 @@ class ModelBuilder:
             self.add(event, path, line)
 
     def _add(self, event: Any, path: str, line: int) -> None:
+        # The hot path: one event per call, a million calls for a large capture. Well-formed
+        # events pass a handful of type checks; anything else goes to _reject for its message.
+        try:
+            invocation_id = event["invocationId"]
+            context = event["spanContext"]
+            trace_id = context["traceId"]
+            sequence = event["sequence"]
+            body = event["event"]
+            kind = body["type"]
+            span_id = context.get("spanId")
+            timestamp = event.get("timestamp")
+        except (KeyError, TypeError, AttributeError):
+            self._reject(event, path, line)
+        if (
+            type(invocation_id) is not str or type(trace_id) is not str or type(kind) is not str
+            or type(sequence) is not int or sequence < 0
+            or (span_id is not None and type(span_id) is not str)
+            or (timestamp is not None and type(timestamp) is not str)
+            or (kind in _CHECKED and not _well_formed(kind, body, span_id))
+        ):
+            self._reject(event, path, line)
+
+        entry = self._entries.get(invocation_id)
+        if entry is None:
+            invocation = Invocation(invocation_id, trace_id, self._position)
+            entry = self._entries[invocation_id] = (invocation, [])
+            trace = self._traces.get(trace_id)
+            if trace is None:
+                trace = self._traces[trace_id] = Trace(trace_id)
+            trace.invocations[invocation_id] = invocation
+        invocation = entry[0]
+        if invocation.trace_id != trace_id:
+            raise InputError(
+                path, line,
+                f"invocation {invocation_id} changes traceId from {invocation.trace_id} to {trace_id}",
+            )
+        position = self._position
+        if kind == "onset":
+            invocation.onset_position = position
+        invocation.last_position = position
+        entry[1].append((sequence, position, event))
+        self._position = position + 1
+
+    @staticmethod
+    def _reject(event: Any, path: str, line: int) -> NoReturn:
+        """Raise the InputError that says what is wrong with a malformed event."""
         if not isinstance(event, dict):
             raise InputError(path, line, f"expected a TailEvent object, found a {type(event).__name__}")
-        invocation_id = _need(event.get("invocationId"), str, "invocationId", path, line)
+        _need(event.get("invocationId"), str, "invocationId", path, line)
         context = _need(event.get("spanContext"), dict, "spanContext", path, line)
-        trace_id = _need(context.get("traceId"), str, "spanContext.traceId", path, line)
+        _need(context.get("traceId"), str, "spanContext.traceId", path, line)
         sequence = event.get("sequence")
         if not isinstance(sequence, int) or isinstance(sequence, bool) or sequence < 0:
             found = "missing" if sequence is None else repr(sequence)
@@ -174,48 +238,28 @@ class ModelBuilder:
         body = _need(event.get("event"), dict, "event", path, line)
         kind = _need(body.get("type"), str, "event.type", path, line)
         timestamp = event.get("timestamp")
-        if timestamp is not None and not isinstance(timestamp, str):
+        if timestamp is not None:
             _need(timestamp, str, "timestamp", path, line)
         span_id = context.get("spanId")
-        if span_id is not None and not isinstance(span_id, str):
+        if span_id is not None:
             _need(span_id, str, "spanContext.spanId", path, line)
-        if kind == "onset":
-            _need(body.get("spanId"), str, "onset event.spanId", path, line)
-        elif kind == "spanOpen":
-            _need(body.get("spanId"), str, "spanOpen event.spanId", path, line)
+        if kind in ("onset", "spanOpen"):
+            _need(body.get("spanId"), str, f"{kind} event.spanId", path, line)
+        if kind == "spanOpen":
             _need(span_id, str, "spanOpen spanContext.spanId (the parent span)", path, line)
-        elif kind in ("spanClose", "attributes"):
+        if kind in ("spanClose", "attributes"):
             _need(span_id, str, f"{kind} spanContext.spanId", path, line)
-            if kind == "attributes" and not isinstance(body.get("info"), list):
-                raise InputError(path, line, "attributes event.info must be a list of {name, value}")
-
-        invocation = self._invocations.get(invocation_id)
-        if invocation is None:
-            invocation = Invocation(invocation_id, trace_id, self._position)
-            self._invocations[invocation_id] = invocation
-            self._pending[invocation_id] = []
-            trace = self._traces.get(trace_id)
-            if trace is None:
-                trace = self._traces[trace_id] = Trace(trace_id)
-            trace.invocations[invocation_id] = invocation
-        elif invocation.trace_id != trace_id:
-            raise InputError(
-                path, line,
-                f"invocation {invocation_id} changes traceId from {invocation.trace_id} to {trace_id}",
-            )
-        if kind == "onset":
-            invocation.onset_position = self._position
-        invocation.last_position = self._position
-        self._pending[invocation_id].append((sequence, self._position, event))
-        self._position += 1
-        self.stats.events += 1
+        if kind == "attributes":
+            raise InputError(path, line, "attributes event.info must be a list of {name, value}")
+        raise InputError(path, line, "malformed TailEvent")  # unreachable in practice
 
     def finish(self) -> list[Trace]:
         """Lay out every invocation's events into spans; traces in order of first appearance."""
-        for invocation_id, pending in self._pending.items():
-            pending.sort(key=lambda item: (item[0], item[1]))
-            self._lay_out(self._invocations[invocation_id], pending)
-        self._pending = {}
+        self.stats.events = self._position
+        for invocation, pending in self._entries.values():
+            pending.sort(key=_by_sequence)
+            self._lay_out(invocation, pending)
+        self._entries = {}
         return list(self._traces.values())
 
     def _lay_out(self, invocation: Invocation, pending: list[tuple[int, int, dict[str, Any]]]) -> None:

@@ -15,10 +15,12 @@ from __future__ import annotations
 
 import bisect
 import itertools
-from collections.abc import Iterable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field, replace
 
 import networkx as nx
+import numpy as np
+from scipy.optimize import linear_sum_assignment
 
 from .dispatch import DEFAULT_TABLE, DispatchTable
 from .links import Candidate, Evidence, Link, Resolution
@@ -36,10 +38,21 @@ W_NAME_MISFITS = -2.0
 W_OPEN_AT_ONSET = 1.0
 W_CLOSED_BEFORE = -4.0
 W_ATTRIBUTE = 3.0
-W_NEAREST = 1.0
 W_RESUMED = -2.0
 MARGIN = 2.0
 _TIE = 1e-3  # tie-breakers stay far below any evidence weight
+_FORBIDDEN = -1e9  # an edge that does not exist, in the assignment matrix
+
+_CREATED_AFTER = {
+    order: Evidence("created-after-child", f"created after the callee ({how})", excludes=True)
+    for order, how in (("counter", "invocation counter"), ("arrival", "onset order"))
+}
+_OPEN_AT_ONSET = Evidence("open-at-onset", "span still open at the callee's onset", W_OPEN_AT_ONSET)
+_CLOSED_BEFORE = Evidence("closed-before-onset", "span closed before the callee's onset", W_CLOSED_BEFORE)
+_CLOSED_BEFORE_ARRIVAL = Evidence(
+    "closed-before-onset-arrival", "its spanClose arrived before the callee's onset", W_CLOSED_BEFORE)
+_RESUMED_BEFORE_ONSET = Evidence(
+    "resumed-before-onset", "the caller's next event arrived before the callee's onset", W_RESUMED)
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,6 +62,10 @@ class ResolveOptions:
     naive: bool = False
     dispatch: DispatchTable = DEFAULT_TABLE
     margin: float = MARGIN
+    # The capture may lack invocations (workers without a tail consumer): a callee's real
+    # caller may be missing while another invocation owns the same sequential span id, so no
+    # link through a sequential id can be proven. Implied for a trace holding such an orphan.
+    partial: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,8 +125,7 @@ class _Child:
     def all_candidates(self) -> tuple[Candidate, ...]:
         """The candidates with what propagation learned about them appended."""
         return tuple(
-            Candidate(c.invocation_id, c.span_id, c.span_name,
-                      c.evidence + tuple(self.pruned.get(c.invocation_id, ())))
+            c.with_evidence(tuple(self.pruned[c.invocation_id])) if c.invocation_id in self.pruned else c
             for c in self.candidates
         )
 
@@ -144,7 +160,7 @@ def trace_evidence(trace: Trace) -> tuple[TraceEvidence, dict[str, int]]:
     arrival = any(later[0] < earlier[1] for earlier, later in itertools.pairwise(runs))
     counters = {inv.invocation_id: _counter(inv.invocation_id) for inv in invocations}
     ranks: dict[str, int] = {}
-    if len(invocations) > 1 and all(value is not None for value in counters.values()):
+    if invocations and all(value is not None for value in counters.values()):
         order = "counter"
         ranks = {key: value for key, value in counters.items() if value is not None}
     elif arrival:
@@ -161,7 +177,10 @@ def trace_evidence(trace: Trace) -> tuple[TraceEvidence, dict[str, int]]:
     return TraceEvidence(order, arrival, sequential, len(stamps) > 1), ranks
 
 
-def resolve_trace(trace: Trace, options: ResolveOptions = ResolveOptions()) -> dict[str, Link]:
+DEFAULT_OPTIONS = ResolveOptions()
+
+
+def resolve_trace(trace: Trace, options: ResolveOptions = DEFAULT_OPTIONS) -> dict[str, Link]:
     """Decide the link of every invocation of one trace. Pure: depends on nothing else.
 
     >>> from tracetree.model import build_traces
@@ -176,9 +195,25 @@ def resolve_trace(trace: Trace, options: ResolveOptions = ResolveOptions()) -> d
     >>> str(resolve_trace(trace)["b"].resolution), resolve_trace(trace)["b"].parent_invocation_id
     ('exact', 'a')
     """
+    return resolve_with_evidence(trace, options)[0]
+
+
+def resolve_with_evidence(
+    trace: Trace, options: ResolveOptions = DEFAULT_OPTIONS
+) -> tuple[dict[str, Link], TraceEvidence, dict[str, int]]:
+    """resolve_trace, and the trace's ordering evidence and creation ranks it used."""
     if options.naive:
-        return _resolve_naive(trace)
-    return _Resolver(trace, options).run()
+        evidence, ranks = trace_evidence(trace)
+        return _resolve_naive(trace), evidence, ranks
+    resolver = _Resolver(trace, options)
+    links = resolver.run()
+    if resolver.contradicted:
+        # Dispatch order contradicted itself: some caller is missing (a partial capture), and
+        # pruning by order would depend on which link happened to settle first. Resolve again
+        # without it; the result is then capped as on any partial capture.
+        resolver = _Resolver(trace, options, use_order=False)
+        links = resolver.run()
+    return links, resolver.evidence, resolver.ranks
 
 
 def _owners(trace: Trace) -> dict[str, list[Invocation]]:
@@ -219,20 +254,20 @@ def _resolve_naive(trace: Trace) -> dict[str, Link]:
 
 
 class _Resolver:
-    def __init__(self, trace: Trace, options: ResolveOptions) -> None:
+    def __init__(self, trace: Trace, options: ResolveOptions, *, use_order: bool = True) -> None:
         self.trace = trace
         self.options = options
+        # Whether settled links prune their siblings by dispatch order; off after a contradiction.
+        self.use_order = use_order
+        self.contradicted = False
         self.evidence, self.ranks = trace_evidence(trace)
-        self.timing = {key: _Timing.of(inv) for key, inv in trace.invocations.items()}
+        self._timings: dict[str, _Timing] = {}  # built on first use: most owners never need one
         self.links: dict[str, Link] = {}
         self.children: dict[str, _Child] = {}
         self.settled: dict[str, tuple[Candidate, Resolution]] = {}
         self._settled_by_owner: dict[str, list[tuple[str, Candidate]]] = {}
         self._callees: dict[str, list[str]] = {}  # settled links, caller → callees
-        # Positions relative to the trace's first event: the same events give the same links
-        # wherever they sit in a larger input.
-        self._base = min((inv.position for inv in trace.invocations.values()), default=0)
-        self._size = 1 + max((inv.last_position for inv in trace.invocations.values()), default=0) - self._base
+        self._orders: tuple[dict[str, float], Callable[[Invocation, Span], float]] | None = None
 
     # -- pass 1: candidates and their evidence ---------------------------------------------
     def run(self) -> dict[str, Link]:
@@ -247,7 +282,8 @@ class _Resolver:
                     "the onset is missing from the input",
                 )
                 continue
-            found = [inv for inv in owners.get(trigger, []) if inv is not invocation]
+            found = sorted((inv for inv in owners.get(trigger, []) if inv is not invocation),
+                           key=self._creation_key)
             if not found:
                 self.links[key] = Link(
                     key, self.trace.trace_id, None, None, Resolution.ORPHAN,
@@ -255,66 +291,71 @@ class _Resolver:
                 )
                 continue
             child = _Child(invocation, trigger)
-            child.candidates = [self._candidate(invocation, owner, found) for owner in found]
+            onset = millis(invocation.onset_time)
+            child.candidates = [self._candidate(invocation, owner, onset) for owner in found]
             if len(found) == 1 and not looks_sequential(trigger):
                 # A random 64-bit id has one owner in the whole world: nothing to weigh.
                 self._settle(child, child.candidates[0], Resolution.EXACT,
                              "the only owner of a random span id")
                 continue
             self.children[key] = child
+        if self.use_order and not self._order_consistent():
+            self.contradicted = True
+            return self.links
         self._propagate()
+        if self.use_order and any(
+            link.resolution is Resolution.ORPHAN and any(
+                item.rule == "dispatch-order" for c in link.candidates for item in c.evidence)
+            for link in self.links.values()
+        ):
+            self.contradicted = True
+            return self.links
         self._assign()
-        self._break_cycles()
+        self._cap_if_partial()
+        if self.evidence.creation_order == "none":
+            # With creation order every caller is older than its callee: no cycle can form.
+            self._break_cycles()
         return self.links
 
-    def _candidate(self, child: Invocation, owner: Invocation, all_owners: list[Invocation]) -> Candidate:
+    def _candidate(self, child: Invocation, owner: Invocation, onset: float | None) -> Candidate:
         span = owner.spans[child.trigger_span_id or ""]
         facts: list[Evidence] = []
-        onset = millis(child.onset_time)
         rank_child = self.ranks.get(child.invocation_id)
         rank_owner = self.ranks.get(owner.invocation_id)
         if rank_child is not None and rank_owner is not None and rank_owner > rank_child:
-            how = "invocation counter" if self.evidence.creation_order == "counter" else "onset order"
-            facts.append(Evidence("created-after-child",
-                                  f"created after the callee ({how})", excludes=True))
-        opened = self.timing[owner.invocation_id].opened_no_earlier_than(span)
-        if opened is not None and onset is not None:
-            if opened > onset:
-                facts.append(Evidence("opened-after-onset",
-                                      f"span opened after the callee's onset (by {opened - onset:g} ms)",
-                                      excludes=True))
+            facts.append(_CREATED_AFTER[self.evidence.creation_order])
+        opened = self._timing(owner).opened_no_earlier_than(span)
+        if opened is not None and onset is not None and opened > onset:
+            facts.append(Evidence("opened-after-onset",
+                                  f"span opened after the callee's onset (by {opened - onset:g} ms)",
+                                  excludes=True))
+        if facts:
+            # Ruled out: the soft evidence would change nothing, and is the costly part.
+            return Candidate(owner.invocation_id, span.span_id, span.name, tuple(facts))
         closed = millis(span.close_time)
         if closed is not None and onset is not None:
-            if closed < onset:
-                facts.append(Evidence("closed-before-onset",
-                                      f"span closed {onset - closed:g} ms before the callee's onset",
-                                      W_CLOSED_BEFORE))
-            else:
-                facts.append(Evidence("open-at-onset", "span still open at the callee's onset",
-                                      W_OPEN_AT_ONSET))
+            facts.append(_CLOSED_BEFORE if closed < onset else _OPEN_AT_ONSET)
         if self.evidence.arrival_order and child.onset_position is not None and not span.top_level:
             facts.extend(self._arrival_evidence(owner, span, child.onset_position))
         fits = self.options.dispatch.fits(child.trigger_type, span.name, span.top_level)
-        shown = "top-level span" if span.top_level else f"'{span.name}' span"
-        if fits is True:
-            facts.append(Evidence("name-fits", f"a {shown} dispatches {child.trigger_type} invocations",
-                                  W_NAME_FITS))
-        elif fits is False:
-            facts.append(Evidence("name-misfits",
-                                  f"a {shown} does not dispatch {child.trigger_type} invocations",
-                                  W_NAME_MISFITS))
-        facts.extend(_attribute_evidence(child, span))
-        if onset is not None and opened is not None and opened <= onset and len(all_owners) > 1:
-            # The nearest preceding dispatch: among owners opened before the onset, the one that
-            # opened latest is the likeliest to have just made the call.
-            others = [
-                self.timing[o.invocation_id].opened_no_earlier_than(o.spans[span.span_id])
-                for o in all_owners if o is not owner
-            ]
-            if all(t is None or t > onset or t < opened for t in others):
-                facts.append(Evidence("nearest", "the latest owner opened before the onset",
-                                      W_NEAREST))
+        if fits is not None:
+            shown = "top-level span" if span.top_level else f"'{span.name}' span"
+            if fits:
+                facts.append(Evidence("name-fits", f"a {shown} dispatches {child.trigger_type} invocations",
+                                      W_NAME_FITS))
+            else:
+                facts.append(Evidence("name-misfits",
+                                      f"a {shown} does not dispatch {child.trigger_type} invocations",
+                                      W_NAME_MISFITS))
+        if span.attributes:
+            facts.extend(_attribute_evidence(child, span))
         return Candidate(owner.invocation_id, span.span_id, span.name, tuple(facts))
+
+    def _timing(self, invocation: Invocation) -> _Timing:
+        timing = self._timings.get(invocation.invocation_id)
+        if timing is None:
+            timing = self._timings[invocation.invocation_id] = _Timing.of(invocation)
+        return timing
 
     def _arrival_evidence(self, owner: Invocation, span: Span, onset_position: int) -> list[Evidence]:
         """What arrival order says. A dispatch span's close, and the caller's next event after
@@ -322,13 +363,11 @@ class _Resolver:
         may come either side (real workerd delivers it after), so it is not used."""
         facts = []
         if span.close_position is not None and span.close_position < onset_position:
-            facts.append(Evidence("closed-before-onset-arrival",
-                                  "its spanClose arrived before the callee's onset", W_CLOSED_BEFORE))
-        timing = self.timing[owner.invocation_id]
+            facts.append(_CLOSED_BEFORE_ARRIVAL)
+        timing = self._timing(owner)
         k = bisect.bisect_right(timing.sequences, span.open_sequence)
         if k < len(timing.sequences) and timing.positions[k] < onset_position:
-            facts.append(Evidence("resumed-before-onset",
-                                  "the caller's next event arrived before the callee's onset", W_RESUMED))
+            facts.append(_RESUMED_BEFORE_ONSET)
         return facts
 
     def _fits(self, child: _Child, candidate: Candidate) -> bool:
@@ -415,7 +454,7 @@ class _Resolver:
                                      excludes=True))
             owner = self.trace.invocations[candidate.invocation_id]
             span = owner.spans[candidate.span_id]
-            if rank is not None and not span.top_level:
+            if self.use_order and rank is not None and not span.top_level:
                 for other_key, other in self._settled_by_owner.get(candidate.invocation_id, ()):
                     other_span = owner.spans[other.span_id]
                     other_rank = self.ranks.get(other_key)
@@ -443,62 +482,91 @@ class _Resolver:
             for cand, _ in self.settled.values()
             if not self.trace.invocations[cand.invocation_id].spans[cand.span_id].top_level
         }
+        # Children compete only through a shared dispatch span: solve each group apart.
         graph = nx.Graph()
-        edges: dict[tuple[str, tuple[str, ...]], Candidate] = {}
+        options: dict[str, list[tuple[tuple[str, ...], Candidate, float]]] = {}
         for child in open_children:
             key = child.invocation.invocation_id
             graph.add_node(("child", key))
-            for candidate in self._choices(child):
-                slot = self._slot(key, candidate)
-                if slot[1:] in taken:
-                    continue
+            choices = options[key] = []
+            for candidate in child.viable():
+                span = self.trace.invocations[candidate.invocation_id].spans[candidate.span_id]
+                if span.top_level:
+                    # Top-level spans may wake many callees (hibernation): a slot per callee.
+                    slot: tuple[str, ...] = ("top", key, candidate.invocation_id)
+                else:
+                    if (candidate.invocation_id, candidate.span_id) in taken:
+                        continue
+                    slot = ("span", candidate.invocation_id, candidate.span_id)
+                    graph.add_edge(("child", key), slot)
                 weight = 100.0 + candidate.score + _TIE * self._nearness(child, candidate)
-                graph.add_edge(("child", key), slot, weight=weight)
-                edges[(key, slot)] = candidate
+                choices.append((slot, candidate, weight))
         for component in nx.connected_components(graph):
-            sub = graph.subgraph(component)
-            self._assign_component(sub, edges)
+            keys = [node[1] for node in component if node[0] == "child"]
+            keys.sort(key=lambda k: self._creation_key(self.children[k].invocation))  # deterministic
+            self._assign_group(keys, options)
 
     def _nearness(self, child: _Child, candidate: Candidate) -> float:
         """In [0, 1]: a tie-breaker that pairs callees and dispatch spans in the same order.
-        Summed over a matching, rank × position is largest when the pairs do not cross
-        (the rearrangement inequality), so among equally good arrangements the one where
-        earlier callees take earlier-opened spans wins, deterministically."""
-        span = self.trace.invocations[candidate.invocation_id].spans[candidate.span_id]
-        onset = child.invocation.onset_position
-        scale = float(self._size)
-        base = self._base
-        return ((onset - base if onset is not None else 0) / scale) * ((span.open_position - base) / scale)
 
-    def _choices(self, child: _Child) -> list[Candidate]:
-        viable = child.viable()
-        return viable if viable else []
+        Summed over a matching, order(callee) × order(span) is largest when the pairs do not
+        cross (the rearrangement inequality), so among equally good arrangements the one where
+        earlier callees take earlier-opened spans wins, deterministically. Orders are ordinals
+        within the trace, from arrival where the input has it (other traces interleaved
+        between change nothing), else from creation rank, onset time and id: never from the
+        order of a sorted file."""
+        if self._orders is None:
+            self._orders = self._tie_orders()
+        invocation_order, span_order = self._orders
+        owner = self.trace.invocations[candidate.invocation_id]
+        span = owner.spans[candidate.span_id]
+        return invocation_order[child.invocation.invocation_id] * span_order(owner, span)
 
-    @staticmethod
-    def _slot(child_key: str, candidate: Candidate) -> tuple[str, ...]:
-        return ("span", candidate.invocation_id, candidate.span_id)
+    def _creation_key(self, inv: Invocation) -> tuple:
+        """Creation order as far as the trace shows it, then the id: never the order of a file
+        sorted some other way."""
+        if self.evidence.arrival_order:
+            return (self.ranks.get(inv.invocation_id, inv.position),)
+        onset = millis(inv.onset_time)
+        return (self.ranks.get(inv.invocation_id, 1 << 62), onset if onset is not None else 0.0,
+                inv.invocation_id)
 
-    def _assign_component(self, sub: nx.Graph, edges: dict) -> None:
-        # Top-level spans may wake many callees (hibernation): give each child its own copy.
-        graph = nx.Graph()
-        # Sorted so that the matching, and so the output, never depends on hash order.
-        for (a, b, data) in sorted(sub.edges(data=True), key=lambda e: (min(e[0], e[1]), max(e[0], e[1]))):
-            child, slot = (a, b) if a[0] == "child" else (b, a)
-            candidate = edges[(child[1], slot)]
-            owner = self.trace.invocations[candidate.invocation_id]
-            if owner.spans[candidate.span_id].top_level:
-                slot = ("top", child[1], *slot[1:])
-            graph.add_edge(child, slot, weight=data["weight"])
-            edges[(child[1], slot)] = candidate
-        children = [n for n in sub.nodes if n[0] == "child"]
-        matching = _matching(graph)
-        total = _weight(graph, matching)
-        for node in children:
-            key = node[1]
+    def _tie_orders(self) -> tuple[dict[str, float], Callable[[Invocation, Span], float]]:
+        invocations = list(self.trace.invocations.values())
+        count = float(len(invocations))
+        if self.evidence.arrival_order:
+            ordinals = sorted(position for inv in invocations for _, _, position in inv.stamps)
+            scale = float(len(ordinals) or 1)
+            by_arrival = {
+                inv.invocation_id: bisect.bisect_left(ordinals, inv.onset_position or inv.position) / scale
+                for inv in invocations
+            }
+            return by_arrival, lambda _owner, span: bisect.bisect_left(ordinals, span.open_position) / scale
+
+        # From 1, not 0: a zero would make every choice of the first callee tie.
+        order = {inv.invocation_id: (n + 1) / count
+                 for n, inv in enumerate(sorted(invocations, key=self._creation_key))}
+
+        def span_order(owner: Invocation, span: Span) -> float:
+            return order[owner.invocation_id] + span.open_sequence / (1.0 + len(owner.stamps)) / count
+
+        return order, span_order
+
+    def _assign_group(self, keys: list[str], options: dict) -> None:
+        """Best total weight, one callee per dispatch span; each link's label from its margin:
+        how much the best arrangement loses if this link is forbidden."""
+        slots: dict[tuple[str, ...], int] = {}
+        for key in keys:
+            for slot, _, _ in options[key]:
+                slots.setdefault(slot, len(slots))
+        weights = {(row, slots[slot]): weight
+                   for row, key in enumerate(keys) for slot, _, weight in options[key]}
+        total, assigned = _best_assignment(len(keys), len(slots), weights)
+        for row, key in enumerate(keys):
             child = self.children[key]
-            slot = matching.get(node)
-            viable = child.viable()
-            if slot is None:
+            column = assigned.get(row)
+            if column is None:
+                viable = child.viable()
                 if viable:
                     best = max(viable, key=lambda c: c.score)
                     self._settle(child, best, Resolution.AMBIGUOUS,
@@ -506,24 +574,63 @@ class _Resolver:
                 else:
                     self._settle_orphan(child)
                 continue
-            chosen = edges[(key, slot)]
-            if len(viable) == 1:
+            chosen = next(c for slot, c, _ in options[key] if slots[slot] == column)
+            if len(options[key]) == 1 and len(child.viable()) == 1:
                 resolution = Resolution.HEURISTIC if self._fits(child, chosen) else Resolution.AMBIGUOUS
                 reason = ("one candidate left, but its span does not clearly fit the trigger"
                           if resolution is Resolution.AMBIGUOUS else
                           "one candidate left once other callees took their dispatch spans")
                 self._settle(child, chosen, resolution, reason)
                 continue
-            reduced = graph.copy()
-            reduced.remove_edge(node, slot)
-            margin = total - _weight(reduced, _matching(reduced))
+            without = dict(weights)
+            del without[(row, column)]
+            margin = total - _best_assignment(len(keys), len(slots), without)[0]
             if margin >= self.options.margin - 10 * _TIE and self._fits(child, chosen):
                 self._settle(child, chosen, Resolution.HEURISTIC,
-                             f"best overall fit, ahead of the next arrangement by {margin:g}")
+                             f"best overall fit, ahead of the next arrangement by {margin:.1f}")
             else:
                 self._settle(child, chosen, Resolution.AMBIGUOUS,
-                             f"best overall fit, but only by {margin:g}: evidence does not separate "
-                             "the candidates")
+                             f"best overall fit, but only by {margin:.1f}: evidence does not "
+                             "separate the candidates")
+
+    def _order_consistent(self) -> bool:
+        """Whether the callees that hard constraints alone pin to one span keep dispatch order:
+        per caller, callees created later hang under spans opened later."""
+        pinned: dict[str, list[tuple[int, int]]] = {}
+        for key, child in self.children.items():
+            viable = child.viable()
+            rank = self.ranks.get(key)
+            if rank is None or len(viable) != 1 or not self._fits(child, viable[0]):
+                continue
+            span = self.trace.invocations[viable[0].invocation_id].spans[viable[0].span_id]
+            if not span.top_level:
+                pinned.setdefault(viable[0].invocation_id, []).append((rank, span.open_sequence))
+        for pairs in pinned.values():
+            pairs.sort()
+            if any(later[1] < earlier[1] for earlier, later in itertools.pairwise(pairs)):
+                return False
+        return True
+
+    def _cap_if_partial(self) -> None:
+        """On a partial capture, links through sequential span ids are at most heuristic."""
+        partial = self.options.partial or not self.use_order or any(
+            link.resolution is Resolution.ORPHAN and link.reason.startswith("no other invocation")
+            and looks_sequential(self.trace.invocations[key].trigger_span_id or "")
+            for key, link in self.links.items()
+        )
+        if not partial:
+            return
+        why = ("declared partial (--partial)" if self.options.partial else
+               "the capture looks partial: callees and dispatch spans come in contradicting orders"
+               if not self.use_order else
+               "the capture looks partial: some callee's caller is missing from it")
+        for key, link in self.links.items():
+            if link.resolution in (Resolution.EXACT, Resolution.CAUSAL) and link.parent_span_id \
+                    and looks_sequential(link.parent_span_id):
+                self.links[key] = replace(
+                    link, resolution=Resolution.HEURISTIC,
+                    reason=f"{link.reason}; but {why}, so a namesake span cannot be ruled out",
+                )
 
     def _settle_orphan(self, child: _Child) -> None:
         key = child.invocation.invocation_id
@@ -533,37 +640,54 @@ class _Resolver:
         )
 
     def _break_cycles(self) -> None:
-        """Without creation order or timestamps a chain of choices could loop: cut the weakest link."""
-        graph = nx.DiGraph(
-            (key, link.parent_invocation_id) for key, link in self.links.items()
-            if link.parent_invocation_id
-        )
+        """Without creation order or timestamps a chain of choices could loop: cut the weakest link.
+
+        Each invocation has at most one parent, so following parent pointers finds every cycle
+        in linear time."""
         strength = {r: n for n, r in enumerate(Resolution)}
-        while True:
-            try:
-                cycle = nx.find_cycle(graph)
-            except nx.NetworkXNoCycle:
-                return
-            weakest = max((edge[0] for edge in cycle), key=lambda k: strength[self.links[k].resolution])
-            link = self.links[weakest]
-            self.links[weakest] = Link(
-                link.invocation_id, link.trace_id, None, None, Resolution.ORPHAN, link.candidates,
-                "every remaining choice would make a cycle of callers",
-            )
-            graph.remove_edge(weakest, link.parent_invocation_id)
+        state: dict[str, int] = {}  # 1: on the current path, 2: known to reach a root
+        for start in self.links:
+            path: list[str] = []
+            key: str | None = start
+            while key is not None and state.get(key) is None:
+                state[key] = 1
+                path.append(key)
+                link = self.links.get(key)
+                key = link.parent_invocation_id if link else None
+            if key is not None and state.get(key) == 1:
+                cycle = path[path.index(key):]
+                weakest = max(cycle, key=lambda k: strength[self.links[k].resolution])
+                link = self.links[weakest]
+                self.links[weakest] = Link(
+                    link.invocation_id, link.trace_id, None, None, Resolution.ORPHAN, link.candidates,
+                    "every remaining choice would make a cycle of callers",
+                )
+            for visited in path:
+                state[visited] = 2
 
 
-def _matching(graph: nx.Graph) -> dict:
-    pairs = nx.max_weight_matching(graph, maxcardinality=True)
-    result = {}
-    for a, b in pairs:
-        result[a] = b
-        result[b] = a
-    return result
+def _best_assignment(
+    rows: int, columns: int, weights: dict[tuple[int, int], float]
+) -> tuple[float, dict[int, int]]:
+    """Maximum-weight matching of rows to columns over the given edges; rows may stay unmatched.
 
-
-def _weight(graph: nx.Graph, matching: dict) -> float:
-    return sum(graph[a][b]["weight"] for a, b in matching.items() if a[0] == "child")
+    scipy's linear_sum_assignment (compiled) instead of networkx's pure-Python matching: the
+    margins need one solve per link, and this is the resolver's hot path.
+    """
+    if rows == 0:
+        return 0.0, {}
+    # One private "unmatched" column per row, worth 0; missing edges are forbidden.
+    matrix = np.full((rows, columns + rows), _FORBIDDEN)
+    for (row, column), weight in weights.items():
+        matrix[row, column] = weight
+    matrix[np.arange(rows), columns + np.arange(rows)] = 0.0
+    row_index, column_index = linear_sum_assignment(matrix, maximize=True)
+    assigned = {
+        int(row): int(column) for row, column in zip(row_index, column_index, strict=True)
+        if column < columns and matrix[row, column] > _FORBIDDEN
+    }
+    total = float(sum(matrix[row, column] for row, column in assigned.items()))
+    return total, assigned
 
 
 def _attribute_evidence(child: Invocation, span: Span) -> Iterable[Evidence]:
