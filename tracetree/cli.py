@@ -158,7 +158,7 @@ def build(
     if not quiet:
         from .render.summary import render_summary
 
-        errors.print(render_summary(forest), markup=False, highlight=False)
+        errors.print(render_summary(forest), markup=False, highlight=False, soft_wrap=True)
     if strict and forest.flagged():
         sys.exit(EXIT_FINDINGS)
 
