@@ -3,6 +3,7 @@ turns the library's errors into exit codes (defined in errors.py)."""
 
 from __future__ import annotations
 
+import gc
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -127,6 +128,9 @@ def build(
     dispatch_table: str | None,
     quiet: bool,
 ) -> None:
+    # A one-shot process: the collector would only rescan the forest it cannot free (build
+    # pauses it anyway; this spares the full pass that re-enabling it would start).
+    gc.disable()
     to_terminal = output == "-" and sys.stdout.isatty()
     fmt = fmt or ("tree" if to_terminal else "json")
     try:

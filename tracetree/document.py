@@ -389,7 +389,7 @@ class _Writer:
             "resolution": link.resolution.value,
             "caller": self.labels.spans.get(link.parent) if link.parent else None,
             "callerSpanId": caller_span_id,
-            "candidates": len(link.candidates),
+            "candidates": link.owners,
         }
 
     def flags(self, invocation: Invocation) -> dict[str, Any]:

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import contextlib
 import gzip
+import io
 import sys
+import zlib
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import orjson
 
@@ -17,7 +19,7 @@ from .errors import InputError
 # Lines are parsed in batches joined into one JSON array: one orjson call per batch instead of
 # one per line roughly halves the parse cost. A batch that fails is re-parsed line by line, so
 # the error still names its line.
-_BATCH = 4096
+_BATCH_BYTES = 4 * 1024 * 1024
 
 ProgressCallback = Callable[[int], None]
 
@@ -38,18 +40,18 @@ class ReadStats:
             self.skipped_examples.append(error)
 
 
-def _open_bytes(path: str) -> bytes:
-    """The whole input as bytes; `-` is stdin; gzip is recognised by its magic number."""
+def _open(path: str) -> tuple[IO[bytes], IO[bytes]]:
+    """The input as a byte stream (gunzipped when it starts with gzip's magic number), and the
+    underlying file, whose position tells progress. `-` is stdin."""
     try:
-        data = sys.stdin.buffer.read() if path == "-" else Path(path).read_bytes()
+        raw: IO[bytes] = sys.stdin.buffer if path == "-" else open(path, "rb")  # noqa: SIM115
     except OSError as exc:
         raise InputError(path, None, f"cannot read: {exc.strerror or exc}") from None
-    if data[:2] == b"\x1f\x8b":
-        try:
-            data = gzip.decompress(data)
-        except (OSError, EOFError) as exc:
-            raise InputError(path, None, f"not a readable gzip file: {exc}") from None
-    return data
+    if not isinstance(raw, io.BufferedReader):
+        raw = io.BufferedReader(raw)  # type: ignore[arg-type]
+    if raw.peek(2)[:2] == b"\x1f\x8b":
+        return gzip.GzipFile(fileobj=raw, mode="rb"), raw  # type: ignore[return-value]
+    return raw, raw
 
 
 def _describe_json_error(exc: orjson.JSONDecodeError) -> str:
@@ -57,7 +59,7 @@ def _describe_json_error(exc: orjson.JSONDecodeError) -> str:
     return f"malformed JSON: {message}"
 
 
-def _parse_array(path: str, data: bytes, stats: ReadStats, lenient: bool) -> Iterator[tuple[Any, int]]:
+def _parse_array(path: str, data: bytes) -> Iterator[tuple[Any, int]]:
     """A file holding one JSON array of TailEvents. Line numbers are those of each element start."""
     try:
         items = orjson.loads(data)
@@ -72,38 +74,67 @@ def _parse_array(path: str, data: bytes, stats: ReadStats, lenient: bool) -> Ite
         yield item, index
 
 
-def _parse_lines(
-    path: str, data: bytes, stats: ReadStats, lenient: bool, progress: ProgressCallback | None
+def _parse_batch(
+    path: str, first: int, batch: list[bytes], stats: ReadStats, lenient: bool
 ) -> Iterator[tuple[Any, int]]:
-    lines = data.split(b"\n")
-    start = 0
-    total = len(lines)
-    while start < total:
-        stop = min(start + _BATCH, total)
-        batch = lines[start:stop]
-        numbered = [(n, raw) for n, raw in enumerate(batch, start=start + 1) if raw.strip()]
+    """The JSON values of consecutive lines, the first being line number `first`."""
+    numbered = [(n, raw) for n, raw in enumerate(batch, start=first) if raw.strip()]
+    try:
+        parsed = orjson.loads(b"[" + b",".join(raw for _, raw in numbered) + b"]")
+    except orjson.JSONDecodeError:
+        parsed = None
+    if parsed is not None and len(parsed) == len(numbered):
+        for (n, _), item in zip(numbered, parsed, strict=True):
+            yield item, n
+        return
+    # A bad line, or a line holding two values separated by a comma: parse one by one.
+    for n, raw in numbered:
         try:
-            parsed = orjson.loads(b"[" + b",".join(raw for _, raw in numbered) + b"]")
-        except orjson.JSONDecodeError:
-            parsed = None
-        if parsed is not None and len(parsed) == len(numbered):
-            for (n, _), item in zip(numbered, parsed, strict=True):
-                yield item, n
-        else:
-            # A bad line, or a line holding two values separated by a comma: parse one by one.
-            for n, raw in numbered:
-                try:
-                    item = orjson.loads(raw)
-                except orjson.JSONDecodeError as exc:
-                    error = InputError(path, n, _describe_json_error(exc), column=exc.colno)
-                    if not lenient:
-                        raise error from None
-                    stats.skip(error)
-                    continue
-                yield item, n
-        if progress is not None:
-            progress(sum(len(raw) + 1 for raw in batch))
-        start = stop
+            item = orjson.loads(raw)
+        except orjson.JSONDecodeError as exc:
+            error = InputError(path, n, _describe_json_error(exc), column=exc.colno)
+            if not lenient:
+                raise error from None
+            stats.skip(error)
+            continue
+        yield item, n
+
+
+def _read_file(
+    path: str, stats: ReadStats, lenient: bool, progress: ProgressCallback | None
+) -> Iterator[tuple[Any, int]]:
+    stream, raw = _open(path)
+    done = 0
+    try:
+        first = True
+        line = 1
+        while True:
+            # Lines come in batches of a few MB, so memory holds one batch of raw text, not the
+            # whole file, and each batch is one orjson call.
+            batch = stream.readlines(_BATCH_BYTES)
+            if not batch:
+                break
+            if first:
+                first = False
+                if batch[0].startswith(b"\xef\xbb\xbf"):
+                    batch[0] = batch[0][3:]
+                head = b"".join(batch[:64]).lstrip()
+                if head[:1] == b"[":
+                    yield from _parse_array(path, b"".join(batch) + stream.read())
+                    return
+            yield from _parse_batch(path, line, batch, stats, lenient)
+            line += len(batch)
+            if progress is not None and raw is not sys.stdin.buffer:
+                position = raw.tell()
+                progress(position - done)
+                done = position
+    except (OSError, EOFError, zlib.error) as exc:
+        if stream is not raw:
+            raise InputError(path, None, f"not a readable gzip file: {exc}") from None
+        raise InputError(path, None, f"cannot read: {getattr(exc, 'strerror', None) or exc}") from None
+    finally:
+        if raw is not sys.stdin.buffer:
+            raw.close()
 
 
 def read_events(
@@ -127,16 +158,7 @@ def read_events(
     """
     stats = stats if stats is not None else ReadStats()
     for path in paths:
-        data = _open_bytes(path)
-        if data[:3] == b"\xef\xbb\xbf":
-            data = data[3:]
-        if data.lstrip()[:1] == b"[":
-            items = _parse_array(path, data, stats, lenient)
-            if progress is not None:
-                progress(len(data))
-        else:
-            items = _parse_lines(path, data, stats, lenient, progress)
-        for item, line in items:
+        for item, line in _read_file(path, stats, lenient, progress):
             stats.events += 1
             yield item, path, line
 

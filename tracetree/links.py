@@ -73,9 +73,17 @@ class Link:
     parent_invocation_id: str | None
     parent_span_id: str | None
     resolution: Resolution
-    # Every invocation other than the callee that owns the span id its onset names.
+    # The invocations other than the callee that own the span id its onset names, each with
+    # its evidence; except those created after the callee, only counted (creation order alone
+    # rules them out, and in a large trace they are most owners of a sequential id).
     candidates: tuple[Candidate, ...] = ()
     reason: str = ""  # one sentence: why this resolution
+    later_owners: int = 0
+
+    @property
+    def owners(self) -> int:
+        """How many other invocations of the trace own the span id the onset names."""
+        return len(self.candidates) + self.later_owners
 
     @property
     def parent(self) -> tuple[str, str] | None:

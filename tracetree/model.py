@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, NoReturn
 
+import orjson
+
 from .errors import InputError
 
 # Event types whose place in the model is structural; every other type (log, exception,
@@ -72,8 +74,10 @@ class Invocation:
     last_position: int = 0
     duplicates: list[int] = field(default_factory=list)  # sequences seen more than once
     dropped: int = 0  # events streamDiagnostic says were dropped
-    # Events that name a span this invocation never opened: kept, shown on the top-level span.
+    # Events that name a span this invocation never opened, second onsets, second closes:
+    # kept (counted only, without keep_events), shown on the top-level span.
     stray: list[dict[str, Any]] = field(default_factory=list)
+    stray_count: int = 0
     events: list[dict[str, Any]] = field(default_factory=list)  # all, in sequence order (kept)
 
     @property
@@ -138,13 +142,31 @@ def _well_formed(kind: str, body: dict[str, Any], span_id: str | None) -> bool:
     return span_id is not None  # spanClose
 
 
-def _by_sequence(item: tuple[int, int, dict[str, Any]]) -> tuple[int, int]:
+# One event as the layout needs it: (sequence, position, type, timestamp, spanContext.spanId,
+# the `event` body if the layout reads it, the whole TailEvent if events are kept).
+_Entry = tuple[int, int, str, "str | None", "str | None", "dict[str, Any] | None", "dict[str, Any] | None"]
+_BODY_NEEDED = frozenset({"onset", "spanOpen", "spanClose", "attributes", "outcome", "streamDiagnostic"})
+_AT_TOP = frozenset({"outcome", "return", "exception", "log"})
+
+
+def _by_sequence(item: _Entry) -> tuple[int, int]:
     return (item[0], item[1])
+
+
+def _json_type(value: Any) -> str:
+    """The JSON name of a parsed value's type, as a user reading the file would say it."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, (int, float)):
+        return "a number"
+    return {str: "a string", list: "an array", dict: "an object"}.get(type(value), type(value).__name__)
 
 
 def _need(value: Any, kind: type, what: str, path: str, line: int) -> Any:
     if not isinstance(value, kind):
-        found = "missing" if value is None else f"a {type(value).__name__}"
+        found = "missing" if value is None else _json_type(value)
         wanted = {str: "a string", int: "an integer", dict: "an object"}[kind]
         raise InputError(path, line, f"{what} must be {wanted}, found {found}")
     return value
@@ -162,8 +184,8 @@ class ModelBuilder:
         self.lenient = lenient
         self.stats = ModelStats()
         self._traces: dict[str, Trace] = {}
-        # invocationId → (invocation, its events as (sequence, position, event)) until finish()
-        self._entries: dict[str, tuple[Invocation, list[tuple[int, int, dict[str, Any]]]]] = {}
+        # invocationId → (invocation, its events as entries) until finish()
+        self._entries: dict[str, tuple[Invocation, list[_Entry]]] = {}
         self._position = 0
 
     def add(self, event: Any, path: str = "<events>", line: int = 0) -> None:
@@ -220,20 +242,27 @@ class ModelBuilder:
         if kind == "onset":
             invocation.onset_position = position
         invocation.last_position = position
-        entry[1].append((sequence, position, event))
+        # Without keep_events only what the layout reads is held, and the parsed event (with
+        # its log messages) can be freed now: memory stays near the size of the structure.
+        entry[1].append((
+            sequence, position, kind, timestamp, span_id,
+            body if kind in _BODY_NEEDED else None,
+            event if self.keep_events else None,
+        ))
         self._position = position + 1
 
     @staticmethod
     def _reject(event: Any, path: str, line: int) -> NoReturn:
         """Raise the InputError that says what is wrong with a malformed event."""
         if not isinstance(event, dict):
-            raise InputError(path, line, f"expected a TailEvent object, found a {type(event).__name__}")
+            raise InputError(path, line, f"expected a TailEvent object, found {_json_type(event)}")
         _need(event.get("invocationId"), str, "invocationId", path, line)
         context = _need(event.get("spanContext"), dict, "spanContext", path, line)
         _need(context.get("traceId"), str, "spanContext.traceId", path, line)
         sequence = event.get("sequence")
         if not isinstance(sequence, int) or isinstance(sequence, bool) or sequence < 0:
-            found = "missing" if sequence is None else repr(sequence)
+            shown = orjson.dumps(sequence).decode()
+            found = "missing" if sequence is None else f"{_json_type(sequence)} ({shown})"
             raise InputError(path, line, f"sequence must be a non-negative integer, found {found}")
         body = _need(event.get("event"), dict, "event", path, line)
         kind = _need(body.get("type"), str, "event.type", path, line)
@@ -262,54 +291,51 @@ class ModelBuilder:
         self._entries = {}
         return list(self._traces.values())
 
-    def _lay_out(self, invocation: Invocation, pending: list[tuple[int, int, dict[str, Any]]]) -> None:
+    def _lay_out(self, invocation: Invocation, pending: list[_Entry]) -> None:
         keep = self.keep_events
-        seen: set[int] = set()
-        for sequence, position, event in pending:
-            if sequence in seen:
+        spans = invocation.spans
+        stamps = invocation.stamps
+        last = -1
+        for sequence, position, kind, timestamp, aimed, body, event in pending:
+            if sequence == last:
                 # Same invocation and sequence twice: a redelivery. Counted, not applied again.
                 invocation.duplicates.append(sequence)
                 self.stats.duplicates += 1
                 continue
-            seen.add(sequence)
-            body = event["event"]
-            kind = body["type"]
-            timestamp = event.get("timestamp")
+            last = sequence
             informative = timestamp if timestamp != EPOCH else None
-            invocation.stamps.append((sequence, informative, position))
+            stamps.append((sequence, informative, position))
             if keep:
                 invocation.events.append(event)
-            aimed = event["spanContext"].get("spanId")
             if kind == "onset":
                 if invocation.onset is not None:
-                    invocation.stray.append(event)  # a second onset: kept, not applied
+                    self._stray(invocation, event)  # a second onset: kept, not applied
                     continue
                 invocation.onset = body
                 invocation.onset_time = informative
                 invocation.trigger_span_id = aimed
                 top_id = body["spanId"]
                 invocation.top_span_id = top_id
-                invocation.spans[top_id] = Span(
+                spans[top_id] = Span(
                     top_id, invocation.trigger_type, None, sequence, informative,
-                    open_event=event if keep else None, open_position=position,
+                    open_event=event, open_position=position,
                 )
             elif kind == "spanOpen":
                 span_id = body["spanId"]
-                name = body.get("name")
-                if span_id in invocation.spans:
-                    invocation.stray.append(event)  # reuse of an id inside one invocation: kept
+                if span_id in spans:
+                    self._stray(invocation, event)  # reuse of an id inside one invocation: kept
                     continue
-                span = Span(
+                name = body.get("name")
+                span = spans[span_id] = Span(
                     span_id, name if isinstance(name, str) else "", aimed, sequence, informative,
-                    open_event=event if keep else None, open_position=position,
+                    open_event=event, open_position=position,
                 )
-                invocation.spans[span_id] = span
-                parent = invocation.spans.get(aimed)
+                parent = spans.get(aimed)
                 if parent is not None:
                     parent.children.append(span)
             else:
-                span = invocation.spans.get(aimed) if aimed else None
-                if span is None and kind in ("outcome", "return", "exception", "log"):
+                span = spans.get(aimed) if aimed else None
+                if span is None and kind in _AT_TOP:
                     span = invocation.top  # these are aimed at the top-level span anyway
                 if kind == "outcome":
                     invocation.outcome = body
@@ -317,15 +343,15 @@ class ModelBuilder:
                     count = (body.get("diagnostic") or {}).get("count")
                     invocation.dropped += count if isinstance(count, int) else 1
                 if span is None:
-                    invocation.stray.append(event)
+                    self._stray(invocation, event)
                     continue
                 if kind == "spanClose":
                     if span.close_sequence is not None:
-                        invocation.stray.append(event)
+                        self._stray(invocation, event)
                         continue
                     span.close_sequence = sequence
                     span.close_time = informative
-                    span.close_event = event if keep else None
+                    span.close_event = event
                     span.close_position = position
                     outcome = body.get("outcome")
                     span.outcome = outcome if isinstance(outcome, str) else None
@@ -337,14 +363,34 @@ class ModelBuilder:
                 if keep:
                     span.events.append(event)
         # A spanOpen may name a parent opened later in sequence (never in workerd, but cheap
-        # to honour): attach such orphans now that every span is known.
-        attached = {id(child) for span in invocation.spans.values() for child in span.children}
-        for span in invocation.spans.values():
-            if span.parent_span_id is not None and id(span) not in attached:
-                parent = invocation.spans.get(span.parent_span_id)
-                if parent is not None and parent is not span:
-                    parent.children.append(span)
-                    attached.add(id(span))
+        # to honour): attach such spans now that every span is known, unless that would make
+        # a span its own ancestor (malformed parents naming each other).
+        attached = {id(child) for span in spans.values() for child in span.children}
+        for span in spans.values():
+            if span.parent_span_id is None or id(span) in attached:
+                continue
+            parent = spans.get(span.parent_span_id)
+            if parent is not None and not _is_ancestor(span, parent, spans):
+                parent.children.append(span)
+                attached.add(id(span))
+
+    def _stray(self, invocation: Invocation, event: dict[str, Any] | None) -> None:
+        if event is not None:
+            invocation.stray.append(event)
+        else:
+            invocation.stray_count += 1
+
+
+def _is_ancestor(span: Span, other: Span, spans: dict[str, Span]) -> bool:
+    """Whether `span` is `other` or above it in the chain of parents."""
+    seen: set[str] = set()
+    current: Span | None = other
+    while current is not None and current.span_id not in seen:
+        if current is span:
+            return True
+        seen.add(current.span_id)
+        current = spans.get(current.parent_span_id) if current.parent_span_id else None
+    return False
 
 
 def build_traces(

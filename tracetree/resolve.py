@@ -120,6 +120,7 @@ class _Child:
     invocation: Invocation
     trigger: str
     candidates: list[Candidate] = field(default_factory=list)
+    later: int = 0  # owners created after the callee: ruled out, not weighed
     pruned: dict[str, list[Evidence]] = field(default_factory=dict)  # invocation id → late evidence
 
     def all_candidates(self) -> tuple[Candidate, ...]:
@@ -292,12 +293,18 @@ class _Resolver:
                 continue
             child = _Child(invocation, trigger)
             onset = millis(invocation.onset_time)
-            child.candidates = [self._candidate(invocation, owner, onset) for owner in found]
             if len(found) == 1 and not looks_sequential(trigger):
                 # A random 64-bit id has one owner in the whole world: nothing to weigh.
+                child.candidates = [self._candidate(invocation, found[0], onset)]
                 self._settle(child, child.candidates[0], Resolution.EXACT,
                              "the only owner of a random span id")
                 continue
+            rank = self.ranks.get(key)
+            if rank is not None:
+                earlier = [owner for owner in found if self.ranks.get(owner.invocation_id, -1) < rank]
+                child.later = len(found) - len(earlier)
+                found = earlier
+            child.candidates = [self._candidate(invocation, owner, onset) for owner in found]
             self.children[key] = child
         if self.use_order and not self._order_consistent():
             self.contradicted = True
@@ -319,11 +326,14 @@ class _Resolver:
 
     def _candidate(self, child: Invocation, owner: Invocation, onset: float | None) -> Candidate:
         span = owner.spans[child.trigger_span_id or ""]
-        facts: list[Evidence] = []
         rank_child = self.ranks.get(child.invocation_id)
         rank_owner = self.ranks.get(owner.invocation_id)
         if rank_child is not None and rank_owner is not None and rank_owner > rank_child:
-            facts.append(_CREATED_AFTER[self.evidence.creation_order])
+            # Ruled out by creation order alone: nothing else about it can matter, and in a
+            # trace of many invocations most owners of a sequential id end here, cheaply.
+            return Candidate(owner.invocation_id, span.span_id, span.name,
+                             (_CREATED_AFTER[self.evidence.creation_order],))
+        facts: list[Evidence] = []
         opened = self._timing(owner).opened_no_earlier_than(span)
         if opened is not None and onset is not None and opened > onset:
             facts.append(Evidence("opened-after-onset",
@@ -383,7 +393,7 @@ class _Resolver:
         self._callees.setdefault(candidate.invocation_id, []).append(key)
         self.links[key] = Link(
             key, self.trace.trace_id, candidate.invocation_id, candidate.span_id, resolution,
-            child.all_candidates(), reason,
+            child.all_candidates(), reason, child.later,
         )
 
     def _ancestors(self, key: str) -> set[str]:
@@ -413,7 +423,7 @@ class _Resolver:
             viable = child.viable()
             if len(viable) != 1 or not self._fits(child, viable[0]):
                 continue
-            ruled_out = len(child.candidates) - 1
+            ruled_out = len(child.candidates) - 1 + child.later
             if ruled_out == 0:
                 # A sequential id is proof only when its span fits: with a partial capture the
                 # real caller may be missing and this owner a namesake.
@@ -636,7 +646,8 @@ class _Resolver:
         key = child.invocation.invocation_id
         self.links[key] = Link(
             key, self.trace.trace_id, None, None, Resolution.ORPHAN, child.all_candidates(),
-            f"all {len(child.candidates)} owners of span {child.trigger} are ruled out",
+            f"all {len(child.candidates) + child.later} owners of span {child.trigger} are ruled out",
+            child.later,
         )
 
     def _break_cycles(self) -> None:
@@ -660,7 +671,7 @@ class _Resolver:
                 link = self.links[weakest]
                 self.links[weakest] = Link(
                     link.invocation_id, link.trace_id, None, None, Resolution.ORPHAN, link.candidates,
-                    "every remaining choice would make a cycle of callers",
+                    "every remaining choice would make a cycle of callers", link.later_owners,
                 )
             for visited in path:
                 state[visited] = 2

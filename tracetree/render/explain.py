@@ -90,7 +90,7 @@ class _Explainer:
             caller = node.invocation.trigger_span_id or "(none)"
             where = Line("shown as a root; its onset names caller span ", "dim").add(clip(caller, 20))
             block.add(where.text())
-        if not link.candidates:
+        if not link.candidates and not link.later_owners:
             block.add(Text("candidates: none", "dim"))
         for candidate in link.candidates:
             branch = block.add(self.candidate(trace, link, candidate))
@@ -98,6 +98,10 @@ class _Explainer:
                 branch.add(_evidence_line(item))
             if not candidate.evidence:
                 branch.add(Text("no evidence either way", "dim"))
+        if link.later_owners:
+            more = link.later_owners
+            block.add(Text(f"✗ {more} more owner{'s' if more != 1 else ''} of the span id, created after "
+                           "the callee: ruled out by creation order", "dim"))
 
     def lacks(self, trace: Trace) -> Text:
         evidence = self.forest.evidence.get(trace.trace_id)

@@ -17,7 +17,7 @@ def link_record(link: Link) -> dict[str, object]:
         "parentInvocationId": link.parent_invocation_id,
         "parentSpanId": link.parent_span_id,
         "resolution": link.resolution.value,
-        "candidates": len(link.candidates),
+        "candidates": link.owners,
         "reason": link.reason,
     }
 
