@@ -487,6 +487,12 @@ def test_missing_file(in_tmp: Path) -> None:
     assert_input_error(build_cli("nope.jsonl"), "nope.jsonl: cannot read: No such file or directory")
 
 
+def test_file_name_with_an_escape_is_escaped(in_tmp: Path) -> None:
+    """A missing file whose name holds ESC is named in the error with `\\x1b`, never a raw escape."""
+    line = assert_input_error(build_cli("\x1b[2Jnope.jsonl"), "\\x1b[2Jnope.jsonl: cannot read")
+    assert "No such file or directory" in line
+
+
 def test_missing_file_among_several(in_tmp: Path) -> None:
     """When one of several inputs is missing, the error names that one."""
     result = build_cli(FIXTURE, "nope.jsonl")

@@ -59,7 +59,7 @@ def _describe_json_error(exc: orjson.JSONDecodeError) -> str:
     return f"malformed JSON: {message}"
 
 
-def _parse_array(path: str, data: bytes) -> Iterator[tuple[Any, int]]:
+def _parse_array(path: str, data: bytes) -> list[tuple[Any, int]]:
     """A file holding one JSON array of TailEvents. Line numbers are those of each element start."""
     try:
         items = orjson.loads(data)
@@ -70,39 +70,36 @@ def _parse_array(path: str, data: bytes) -> Iterator[tuple[Any, int]]:
         raise InputError(path, 1, "expected a JSON array of events")
     # orjson does not report element offsets; the element index stands in for a line number
     # (1-based), which is exact for the common one-event-per-line pretty form.
-    for index, item in enumerate(items, start=1):
-        yield item, index
+    return list(zip(items, range(1, len(items) + 1), strict=True))
 
 
 def _parse_batch(
     path: str, first: int, batch: list[bytes], stats: ReadStats, lenient: bool
-) -> Iterator[tuple[Any, int]]:
-    """The JSON values of consecutive lines, the first being line number `first`."""
-    numbered = [(n, raw) for n, raw in enumerate(batch, start=first) if raw.strip()]
+) -> list[tuple[Any, int]]:
+    """The JSON values of consecutive lines, with their line numbers, the first being `first`."""
+    numbered = [(n, raw) for n, raw in enumerate(batch, start=first) if not raw.isspace()]
     try:
-        parsed = orjson.loads(b"[" + b",".join(raw for _, raw in numbered) + b"]")
+        parsed = orjson.loads(b"[" + b",".join([raw for _, raw in numbered]) + b"]")
     except orjson.JSONDecodeError:
         parsed = None
     if parsed is not None and len(parsed) == len(numbered):
-        for (n, _), item in zip(numbered, parsed, strict=True):
-            yield item, n
-        return
+        return list(zip(parsed, [n for n, _ in numbered], strict=True))
     # A bad line, or a line holding two values separated by a comma: parse one by one.
+    values = []
     for n, raw in numbered:
         try:
-            item = orjson.loads(raw)
+            values.append((orjson.loads(raw), n))
         except orjson.JSONDecodeError as exc:
             error = InputError(path, n, _describe_json_error(exc), column=exc.colno)
             if not lenient:
                 raise error from None
             stats.skip(error)
-            continue
-        yield item, n
+    return values
 
 
 def _read_file(
     path: str, stats: ReadStats, lenient: bool, progress: ProgressCallback | None
-) -> Iterator[tuple[Any, int]]:
+) -> Iterator[list[tuple[Any, int]]]:
     stream, raw = _open(path)
     done = 0
     try:
@@ -120,9 +117,9 @@ def _read_file(
                     batch[0] = batch[0][3:]
                 head = b"".join(batch[:64]).lstrip()
                 if head[:1] == b"[":
-                    yield from _parse_array(path, b"".join(batch) + stream.read())
+                    yield _parse_array(path, b"".join(batch) + stream.read())
                     return
-            yield from _parse_batch(path, line, batch, stats, lenient)
+            yield _parse_batch(path, line, batch, stats, lenient)
             line += len(batch)
             if progress is not None and raw is not sys.stdin.buffer:
                 position = raw.tell()
@@ -158,9 +155,12 @@ def read_events(
     """
     stats = stats if stats is not None else ReadStats()
     for path in paths:
-        for item, line in _read_file(path, stats, lenient, progress):
-            stats.events += 1
-            yield item, path, line
+        count = 0
+        for batch in _read_file(path, stats, lenient, progress):
+            count += len(batch)
+            for item, line in batch:
+                yield item, path, line
+        stats.events += count
 
 
 def input_size(paths: Iterable[str]) -> int:

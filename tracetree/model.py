@@ -198,8 +198,13 @@ class ModelBuilder:
             self.stats.skip(error)
 
     def add_all(self, events: Iterable[tuple[Any, str, int]]) -> None:
+        if self.lenient:
+            for event, path, line in events:
+                self.add(event, path, line)
+            return
+        add = self._add  # the hot loop: no per-event wrapper when errors simply propagate
         for event, path, line in events:
-            self.add(event, path, line)
+            add(event, path, line)
 
     def _add(self, event: Any, path: str, line: int) -> None:
         # The hot path: one event per call, a million calls for a large capture. Well-formed

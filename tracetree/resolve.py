@@ -15,10 +15,9 @@ from __future__ import annotations
 
 import bisect
 import itertools
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field, replace
 
-import networkx as nx
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
@@ -43,10 +42,6 @@ MARGIN = 2.0
 _TIE = 1e-3  # tie-breakers stay far below any evidence weight
 _FORBIDDEN = -1e9  # an edge that does not exist, in the assignment matrix
 
-_CREATED_AFTER = {
-    order: Evidence("created-after-child", f"created after the callee ({how})", excludes=True)
-    for order, how in (("counter", "invocation counter"), ("arrival", "onset order"))
-}
 _OPEN_AT_ONSET = Evidence("open-at-onset", "span still open at the callee's onset", W_OPEN_AT_ONSET)
 _CLOSED_BEFORE = Evidence("closed-before-onset", "span closed before the callee's onset", W_CLOSED_BEFORE)
 _CLOSED_BEFORE_ARRIVAL = Evidence(
@@ -113,6 +108,32 @@ class _Timing:
         """A lower bound on when the span opened: the latest stamp of anything before it."""
         k = bisect.bisect_right(self.sequences, span.open_sequence) - 1
         return self.floor[k] if k >= 0 else None
+
+
+@dataclass(frozen=True, slots=True)
+class _Callee:
+    """What the candidates of one callee are weighed against, read once."""
+
+    trigger: str  # the caller span id its onset names
+    trigger_type: str
+    onset: float | None  # ms, where the clock says something
+    position: int | None  # of its onset in the input
+    ties: tuple[tuple[str, object, str], ...]  # (caller span attribute, the callee's value, label)
+
+    @classmethod
+    def of(cls, invocation: Invocation) -> _Callee:
+        top = invocation.top
+        onset = invocation.onset or {}
+        pairs = (
+            ("url.full", invocation.trigger.get("url"), "URL"),
+            ("jsrpc.method", top.attributes.get("jsrpc.method") if top else None, "RPC method"),
+            ("objectId", onset.get("durableObjectId"), "Durable Object id"),
+        )
+        return cls(
+            invocation.trigger_span_id or "", invocation.trigger_type, millis(invocation.onset_time),
+            invocation.onset_position,
+            tuple(pair for pair in pairs if pair[1] is not None and pair[1] != ""),
+        )
 
 
 @dataclass(slots=True)
@@ -262,6 +283,7 @@ class _Resolver:
         self.use_order = use_order
         self.contradicted = False
         self.evidence, self.ranks = trace_evidence(trace)
+        self._names: dict[tuple[str, str, bool], Evidence | None] = {}
         self._timings: dict[str, _Timing] = {}  # built on first use: most owners never need one
         self.links: dict[str, Link] = {}
         self.children: dict[str, _Child] = {}
@@ -292,19 +314,21 @@ class _Resolver:
                 )
                 continue
             child = _Child(invocation, trigger)
-            onset = millis(invocation.onset_time)
+            callee = _Callee.of(invocation)
             if len(found) == 1 and not looks_sequential(trigger):
                 # A random 64-bit id has one owner in the whole world: nothing to weigh.
-                child.candidates = [self._candidate(invocation, found[0], onset)]
+                child.candidates = [self._candidate(callee, found[0])]
                 self._settle(child, child.candidates[0], Resolution.EXACT,
                              "the only owner of a random span id")
                 continue
             rank = self.ranks.get(key)
             if rank is not None:
+                # Creation order alone rules out owners created after the callee: they are
+                # counted, not weighed (in a large trace most owners of a sequential id).
                 earlier = [owner for owner in found if self.ranks.get(owner.invocation_id, -1) < rank]
                 child.later = len(found) - len(earlier)
                 found = earlier
-            child.candidates = [self._candidate(invocation, owner, onset) for owner in found]
+            child.candidates = [self._candidate(callee, owner) for owner in found]
             self.children[key] = child
         if self.use_order and not self._order_consistent():
             self.contradicted = True
@@ -324,42 +348,43 @@ class _Resolver:
             self._break_cycles()
         return self.links
 
-    def _candidate(self, child: Invocation, owner: Invocation, onset: float | None) -> Candidate:
-        span = owner.spans[child.trigger_span_id or ""]
-        rank_child = self.ranks.get(child.invocation_id)
-        rank_owner = self.ranks.get(owner.invocation_id)
-        if rank_child is not None and rank_owner is not None and rank_owner > rank_child:
-            # Ruled out by creation order alone: nothing else about it can matter, and in a
-            # trace of many invocations most owners of a sequential id end here, cheaply.
-            return Candidate(owner.invocation_id, span.span_id, span.name,
-                             (_CREATED_AFTER[self.evidence.creation_order],))
+    def _candidate(self, child: _Callee, owner: Invocation) -> Candidate:
+        span = owner.spans[child.trigger]
         facts: list[Evidence] = []
+        onset = child.onset
         opened = self._timing(owner).opened_no_earlier_than(span)
         if opened is not None and onset is not None and opened > onset:
-            facts.append(Evidence("opened-after-onset",
-                                  f"span opened after the callee's onset (by {opened - onset:g} ms)",
-                                  excludes=True))
-        if facts:
             # Ruled out: the soft evidence would change nothing, and is the costly part.
-            return Candidate(owner.invocation_id, span.span_id, span.name, tuple(facts))
+            return Candidate(owner.invocation_id, span.span_id, span.name, (Evidence(
+                "opened-after-onset", f"span opened after the callee's onset (by {opened - onset:g} ms)",
+                excludes=True),))
         closed = millis(span.close_time)
         if closed is not None and onset is not None:
             facts.append(_CLOSED_BEFORE if closed < onset else _OPEN_AT_ONSET)
-        if self.evidence.arrival_order and child.onset_position is not None and not span.top_level:
-            facts.extend(self._arrival_evidence(owner, span, child.onset_position))
-        fits = self.options.dispatch.fits(child.trigger_type, span.name, span.top_level)
-        if fits is not None:
-            shown = "top-level span" if span.top_level else f"'{span.name}' span"
-            if fits:
-                facts.append(Evidence("name-fits", f"a {shown} dispatches {child.trigger_type} invocations",
-                                      W_NAME_FITS))
-            else:
-                facts.append(Evidence("name-misfits",
-                                      f"a {shown} does not dispatch {child.trigger_type} invocations",
-                                      W_NAME_MISFITS))
-        if span.attributes:
-            facts.extend(_attribute_evidence(child, span))
+        top_level = span.parent_span_id is None
+        if self.evidence.arrival_order and child.position is not None and not top_level:
+            facts.extend(self._arrival_evidence(owner, span, child.position))
+        name_fact = self._name_evidence(child.trigger_type, span.name, top_level)
+        if name_fact is not None:
+            facts.append(name_fact)
+        if span.attributes and child.ties:
+            facts.extend(_attribute_evidence(child.ties, span))
         return Candidate(owner.invocation_id, span.span_id, span.name, tuple(facts))
+
+    def _name_evidence(self, trigger_type: str, name: str, top_level: bool) -> Evidence | None:
+        """Whether the span's name fits the trigger, from the dispatch table; one object per pair."""
+        key = (trigger_type, name, top_level)
+        if key in self._names:
+            return self._names[key]
+        fits = self.options.dispatch.fits(trigger_type, name, top_level)
+        shown = "top-level span" if top_level else f"'{name}' span"
+        fact = None if fits is None else (
+            Evidence("name-fits", f"a {shown} dispatches {trigger_type} invocations", W_NAME_FITS)
+            if fits else
+            Evidence("name-misfits", f"a {shown} does not dispatch {trigger_type} invocations",
+                     W_NAME_MISFITS))
+        self._names[key] = fact
+        return fact
 
     def _timing(self, invocation: Invocation) -> _Timing:
         timing = self._timings.get(invocation.invocation_id)
@@ -493,11 +518,10 @@ class _Resolver:
             if not self.trace.invocations[cand.invocation_id].spans[cand.span_id].top_level
         }
         # Children compete only through a shared dispatch span: solve each group apart.
-        graph = nx.Graph()
         options: dict[str, list[tuple[tuple[str, ...], Candidate, float]]] = {}
+        sharing: dict[tuple[str, ...], list[str]] = {}  # dispatch span → children that may take it
         for child in open_children:
             key = child.invocation.invocation_id
-            graph.add_node(("child", key))
             choices = options[key] = []
             for candidate in child.viable():
                 span = self.trace.invocations[candidate.invocation_id].spans[candidate.span_id]
@@ -508,11 +532,10 @@ class _Resolver:
                     if (candidate.invocation_id, candidate.span_id) in taken:
                         continue
                     slot = ("span", candidate.invocation_id, candidate.span_id)
-                    graph.add_edge(("child", key), slot)
+                    sharing.setdefault(slot, []).append(key)
                 weight = 100.0 + candidate.score + _TIE * self._nearness(child, candidate)
                 choices.append((slot, candidate, weight))
-        for component in nx.connected_components(graph):
-            keys = [node[1] for node in component if node[0] == "child"]
+        for keys in _groups(options, sharing):
             keys.sort(key=lambda k: self._creation_key(self.children[k].invocation))  # deterministic
             self._assign_group(keys, options)
 
@@ -677,6 +700,28 @@ class _Resolver:
                 state[visited] = 2
 
 
+def _groups(
+    options: dict[str, list[tuple[tuple[str, ...], Candidate, float]]],
+    sharing: dict[tuple[str, ...], list[str]],
+) -> Iterator[list[str]]:
+    """Children connected through dispatch spans they could both take (connected components)."""
+    seen: set[str] = set()
+    for start in options:
+        if start in seen:
+            continue
+        seen.add(start)
+        group, frontier = [start], [start]
+        while frontier:
+            key = frontier.pop()
+            for slot, _, _ in options[key]:
+                for other in sharing.get(slot, ()):
+                    if other not in seen:
+                        seen.add(other)
+                        group.append(other)
+                        frontier.append(other)
+        yield group
+
+
 def _best_assignment(
     rows: int, columns: int, weights: dict[tuple[int, int], float]
 ) -> tuple[float, dict[int, int]]:
@@ -687,6 +732,12 @@ def _best_assignment(
     """
     if rows == 0:
         return 0.0, {}
+    if rows == 1:
+        # One callee alone (the common case): its best edge, if any beats staying unmatched.
+        best = max(weights.items(), key=lambda item: item[1], default=None)
+        if best is None or best[1] <= 0:
+            return 0.0, {}
+        return best[1], {0: best[0][1]}
     # One private "unmatched" column per row, worth 0; missing edges are forbidden.
     matrix = np.full((rows, columns + rows), _FORBIDDEN)
     for (row, column), weight in weights.items():
@@ -701,18 +752,11 @@ def _best_assignment(
     return total, assigned
 
 
-def _attribute_evidence(child: Invocation, span: Span) -> Iterable[Evidence]:
+def _attribute_evidence(ties: tuple[tuple[str, object, str], ...], span: Span) -> Iterable[Evidence]:
     """Attributes that tie a caller span to a callee: the URL, the RPC method, the object id."""
-    trigger = child.trigger
-    top = child.top
-    pairs = (
-        ("url.full", trigger.get("url"), "URL"),
-        ("jsrpc.method", top.attributes.get("jsrpc.method") if top else None, "RPC method"),
-        ("objectId", (child.onset or {}).get("durableObjectId"), "Durable Object id"),
-    )
-    for name, theirs, label in pairs:
+    for name, theirs, label in ties:
         ours = span.attributes.get(name)
-        if ours is None or theirs is None or ours == "" or theirs == "":
+        if ours is None or ours == "":
             continue
         if ours == theirs:
             yield Evidence(f"{name}-matches", f"{label} matches ({_short(ours)})", W_ATTRIBUTE)
