@@ -522,9 +522,9 @@ def test_damaged_gzip(in_tmp: Path, how: str) -> None:
 
 
 def test_non_gzip_gz(in_tmp: Path) -> None:
-    """A `.gz` holding something else (bzip2 here) is an input error on its first line, not a traceback."""
+    """A `.gz` holding something else (bzip2 here) is an input error saying it is not gzip."""
     (in_tmp / "events.jsonl.gz").write_bytes(bz2.compress(FIXTURE.read_bytes()))
-    assert_input_error(build_cli("events.jsonl.gz"), "events.jsonl.gz:1")
+    assert_input_error(build_cli("events.jsonl.gz"), "events.jsonl.gz: not a gzip file")
 
 
 def test_unknown_keep_field_is_a_usage_error() -> None:
@@ -708,3 +708,18 @@ def test_build_without_inputs_is_a_usage_error() -> None:
     result = runner().invoke(main, ["build"], prog_name="tracetree")
     assert result.exit_code == 2
     assert "Missing argument 'INPUTS...'" in result.stderr
+
+
+def test_partial_capture_caps_sequential_links() -> None:
+    """`--partial` labels no link through a sequential span id exact or causal; random ids stay exact."""
+    default = [orjson.loads(line)
+               for line in build_cli(FIXTURE, "--format", "links", "-q").stdout.splitlines()]
+    partial = [orjson.loads(line) for line in
+               build_cli(FIXTURE, "--format", "links", "-q", "--partial").stdout.splitlines()]
+    sequential = {row["invocationId"] for row in default
+                  if row["parentSpanId"] and row["parentSpanId"].startswith("00000000")}
+    assert {row["resolution"] for row in default if row["invocationId"] in sequential} == {"exact", "causal"}
+    assert {row["resolution"] for row in partial if row["invocationId"] in sequential} == {"heuristic"}
+    assert [row["parentInvocationId"] for row in partial] == [row["parentInvocationId"] for row in default]
+    hibernation = [row for row in partial if row["parentSpanId"] and row["invocationId"] not in sequential]
+    assert hibernation and {row["resolution"] for row in hibernation} == {"exact"}

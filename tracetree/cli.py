@@ -15,6 +15,7 @@ from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeR
 
 from .build import Forest, build_file
 from .dispatch import DEFAULT_TABLE, load_dispatch_table
+from .document import Normalization
 from .errors import EXIT_FINDINGS, EXIT_INPUT, EXIT_OK, InputError, TracetreeError
 from .events import input_size
 from .render.text import safe_text
@@ -36,6 +37,7 @@ Examples:
   tracetree build events.jsonl --format links                     # how each invocation was linked
   tracetree build events.jsonl --explain                          # why each non-exact link was chosen
   zcat events.jsonl.gz | tracetree build - --strict               # exit 1 on ambiguous/orphan links
+  tracetree build events.jsonl --partial                          # some workers had no tail consumer
 
 \b
 Every link carries a resolution label:
@@ -102,6 +104,8 @@ def main() -> None:
 @click.option("--naive", is_flag=True, help="Link by the upstream test helper's rule (last "
               "invocation indexed with the span id wins), to compare with fixtures recorded "
               "under it.")
+@click.option("--partial", is_flag=True, help="The capture may lack invocations (workers without a "
+              "tail consumer): never call a link through a sequential span id exact or causal.")
 @click.option("--lenient", is_flag=True, help="Skip malformed lines instead of stopping; count "
               "them in the summary.")
 @click.option("--raw", is_flag=True, help="json: keep ids, timestamps and timings as received "
@@ -121,6 +125,7 @@ def build(
     explain: bool,
     strict: bool,
     naive: bool,
+    partial: bool,
     lenient: bool,
     raw: bool,
     normalize: tuple[str, ...],
@@ -133,15 +138,20 @@ def build(
     gc.disable()
     to_terminal = output == "-" and sys.stdout.isatty()
     fmt = fmt or ("tree" if to_terminal else "json")
+    # Options are checked before any input is read: a typo should not cost a long build.
+    try:
+        normalization = Normalization.from_options(normalize, keep, raw=raw)
+    except ValueError as error:
+        raise click.UsageError(str(error)) from None
     try:
         table = load_dispatch_table(dispatch_table) if dispatch_table else DEFAULT_TABLE
-        options = ResolveOptions(naive=naive, dispatch=table)
+        options = ResolveOptions(naive=naive, dispatch=table, partial=partial)
         with _progress(list(inputs), not quiet) as progress:
             forest = build_file(
                 list(inputs), options=options, lenient=lenient,
                 keep_events=fmt != "links", progress=progress,
             )
-        _emit(forest, fmt, output, to_terminal, raw=raw, normalize=normalize, keep=keep)
+        _emit(forest, fmt, output, normalization)
     except InputError as error:
         _error(str(error))
         sys.exit(EXIT_INPUT)
@@ -167,10 +177,7 @@ def build(
         sys.exit(EXIT_FINDINGS)
 
 
-def _emit(
-    forest: Forest, fmt: str, output: str, to_terminal: bool, *,
-    raw: bool, normalize: tuple[str, ...], keep: tuple[str, ...],
-) -> None:
+def _emit(forest: Forest, fmt: str, output: str, normalization: Normalization) -> None:
     if fmt == "tree":
         from .render.tree import render_tree
 
@@ -186,12 +193,8 @@ def _emit(
 
         data: Iterator[bytes] | bytes = render_links(forest)
     else:
-        from .document import Normalization, dumps_document, to_document
+        from .document import dumps_document, to_document
 
-        try:
-            normalization = Normalization.from_options(normalize, keep, raw=raw)
-        except ValueError as error:
-            raise click.UsageError(str(error)) from None
         data = dumps_document(to_document(forest, normalization=normalization))
     if output == "-":
         _write(sys.stdout.buffer, data)

@@ -51,6 +51,11 @@ def _open(path: str) -> tuple[IO[bytes], IO[bytes]]:
         raw = io.BufferedReader(raw)  # type: ignore[arg-type]
     if raw.peek(2)[:2] == b"\x1f\x8b":
         return gzip.GzipFile(fileobj=raw, mode="rb"), raw  # type: ignore[return-value]
+    head = raw.peek(1)[:1]
+    if path.endswith(".gz") and head and head not in b"{[ \t\r\n\xef":
+        # Named .gz, neither gzip nor JSON text (bzip2, zstd…): say so rather than "bad UTF-8".
+        raw.close()
+        raise InputError(path, None, "not a gzip file (it does not start with gzip's magic number)")
     return raw, raw
 
 
