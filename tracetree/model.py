@@ -290,10 +290,13 @@ class ModelBuilder:
     def finish(self) -> list[Trace]:
         """Lay out every invocation's events into spans; traces in order of first appearance."""
         self.stats.events = self._position
-        for invocation, pending in self._entries.values():
+        entries, self._entries = self._entries, {}
+        while entries:
+            # Popped as laid out: the queued events of an invocation are freed as soon as its
+            # spans exist, so peak memory is not the queue and the model added together.
+            _, (invocation, pending) = entries.popitem()
             pending.sort(key=_by_sequence)
             self._lay_out(invocation, pending)
-        self._entries = {}
         return list(self._traces.values())
 
     def _lay_out(self, invocation: Invocation, pending: list[_Entry]) -> None:

@@ -18,9 +18,6 @@ import itertools
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field, replace
 
-import numpy as np
-from scipy.optimize import linear_sum_assignment
-
 from .dispatch import DEFAULT_TABLE, DispatchTable
 from .links import Candidate, Evidence, Link, Resolution
 from .model import Invocation, Span, Trace, millis
@@ -738,6 +735,9 @@ def _best_assignment(
         if best is None or best[1] <= 0:
             return 0.0, {}
         return best[1], {0: best[0][1]}
+    import numpy as np  # imported here: most inputs never need more than one row
+    from scipy.optimize import linear_sum_assignment
+
     # One private "unmatched" column per row, worth 0; missing edges are forbidden.
     matrix = np.full((rows, columns + rows), _FORBIDDEN)
     for (row, column), weight in weights.items():
