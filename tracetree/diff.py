@@ -1,0 +1,606 @@
+"""Comparing two trace trees semantically: what moved, appeared, disappeared or changed.
+
+Both sides are canonical tree documents (document.py), or anything that becomes one (an event
+stream is built first; a workerd-style shape is read by shapes.py). Invocations are matched by
+what they are, never by ids or timestamps: first every invocation whose whole context and
+subtree is identical on both sides, then, per kind of invocation, the rest by best overall fit
+(an assignment). Each difference is then reported once, where it happened, worded as a
+reviewer would: a moved subtree is one move, an added subtree one addition.
+"""
+
+from __future__ import annotations
+
+import enum
+import fnmatch
+from collections import Counter, defaultdict
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import orjson
+from scipy.optimize import linear_sum_assignment
+
+from .fields import CLOCK_FIELDS
+
+
+class ChangeKind(str, enum.Enum):
+    """What kind of difference a change is; the value is its stable name in JSON output."""
+
+    INVOCATION_MOVED = "invocation-moved"  # hangs under another caller or span than expected
+    INVOCATION_ADDED = "invocation-added"  # only in actual (with everything below it)
+    INVOCATION_REMOVED = "invocation-removed"  # only in expected (with everything below it)
+    RESOLUTION_CHANGED = "resolution-changed"  # how sure the link is: exact → ambiguous
+    ONSET_CHANGED = "onset-changed"  # a field of the onset (trigger, entrypoint, …)
+    OUTCOME_CHANGED = "outcome-changed"  # an invocation's or a span's outcome
+    SPAN_ADDED = "span-added"
+    SPAN_REMOVED = "span-removed"
+    SPAN_RENAMED = "span-renamed"  # same place, other name: reads as a rename
+    ATTRIBUTE_ADDED = "attribute-added"
+    ATTRIBUTE_REMOVED = "attribute-removed"
+    ATTRIBUTE_CHANGED = "attribute-changed"
+    EVENT_ADDED = "event-added"  # a log, exception or other event aimed at a span
+    EVENT_REMOVED = "event-removed"
+    EVENT_CHANGED = "event-changed"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+class Level(str, enum.Enum):
+    """How much a comparison looks at."""
+
+    INVOCATION = "invocation"  # only how invocations hang together
+    SPAN = "span"  # and the spans inside them
+    FULL = "full"  # and attributes, outcomes, logs, exceptions, link resolutions
+
+    def __str__(self) -> str:
+        return self.value
+
+
+_INVOCATION_LEVEL = frozenset({
+    ChangeKind.INVOCATION_MOVED, ChangeKind.INVOCATION_ADDED, ChangeKind.INVOCATION_REMOVED,
+})
+_SPAN_LEVEL = _INVOCATION_LEVEL | {ChangeKind.SPAN_ADDED, ChangeKind.SPAN_REMOVED, ChangeKind.SPAN_RENAMED}
+
+# Swapping the sides of a comparison turns each change into its mirror.
+_MIRROR = {
+    ChangeKind.INVOCATION_ADDED: ChangeKind.INVOCATION_REMOVED,
+    ChangeKind.INVOCATION_REMOVED: ChangeKind.INVOCATION_ADDED,
+    ChangeKind.SPAN_ADDED: ChangeKind.SPAN_REMOVED,
+    ChangeKind.SPAN_REMOVED: ChangeKind.SPAN_ADDED,
+    ChangeKind.ATTRIBUTE_ADDED: ChangeKind.ATTRIBUTE_REMOVED,
+    ChangeKind.ATTRIBUTE_REMOVED: ChangeKind.ATTRIBUTE_ADDED,
+    ChangeKind.EVENT_ADDED: ChangeKind.EVENT_REMOVED,
+    ChangeKind.EVENT_REMOVED: ChangeKind.EVENT_ADDED,
+}
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class Change:
+    """One difference: its kind, where it is (a readable path), and the value before and after.
+
+    `field` names what changed as a dotted path (`attributes.http.request.method`, `outcome`,
+    `events.log`, `resolution`, `onset.entrypoint`, or `invocation` / `span` for structure);
+    `--ignore GLOB` matches it.
+    """
+
+    path: str
+    kind: ChangeKind
+    field: str
+    before: Any = field(default=None, compare=False)
+    after: Any = field(default=None, compare=False)
+
+    def mirrored(self) -> Change:
+        """The same change seen from the other side (actual as expected and back)."""
+        return Change(self.path, _MIRROR.get(self.kind, self.kind), self.field, self.after, self.before)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"kind": self.kind.value, "path": self.path, "field": self.field,
+                "before": self.before, "after": self.after}
+
+
+@dataclass(frozen=True, slots=True)
+class DiffOptions:
+    """What counts as a difference."""
+
+    level: Level = Level.FULL
+    ignore: tuple[str, ...] = ()  # globs on Change.field
+
+    def counts(self, change: Change) -> bool:
+        if self.level is Level.INVOCATION and change.kind not in _INVOCATION_LEVEL:
+            return False
+        if self.level is Level.SPAN and change.kind not in _SPAN_LEVEL:
+            return False
+        return not any(fnmatch.fnmatchcase(change.field, pattern) or
+                       fnmatch.fnmatchcase(change.field.split(".", 1)[0], pattern)
+                       for pattern in self.ignore)
+
+
+# -- the trees compared ------------------------------------------------------------------------
+
+
+@dataclass(eq=False, slots=True)
+class SpanNode:
+    name: str
+    attributes: dict[str, Any]
+    outcome: Any
+    events: list[tuple[str, str]]  # (event type, its content as canonical JSON)
+    spans: list[SpanNode] = field(default_factory=list)
+    callees: list[InvocationNode] = field(default_factory=list)
+    owner: InvocationNode | None = None
+    parent: SpanNode | None = None
+    label: str = ""  # name, with #k when the invocation has several spans of that name
+
+
+@dataclass(eq=False, slots=True)
+class InvocationNode:
+    kind: tuple[str, ...]  # what it is: trigger type, entrypoint, script, method, target…
+    label: str  # how a reviewer names it: "fetch GET /api", "jsrpc getCounter"
+    onset: dict[str, Any]
+    outcome: Any
+    resolution: str | None
+    top: SpanNode | None
+    trace: int  # 1-based trace number on its side
+    caller: SpanNode | None = None  # the span it hangs under; None for a root
+    signature: str = ""  # everything below it, for the exact-match pass
+    context: str = ""  # the chain of callers and spans above it
+    key: str | None = None  # its name in a workerd-style shape, where one side is a shape
+
+
+@dataclass(slots=True)
+class Tree:
+    """One side of a comparison: its invocations, and whether it has spans at all (shapes don't)."""
+
+    invocations: list[InvocationNode]
+    has_spans: bool = True
+    source: str = ""
+    resolver: str | None = None  # which resolver linked it ("evidence", "naive"), if known
+    # Fields whose values were normalized to labels: they name other nodes, so their values
+    # follow numbering, not behaviour, and are compared by presence only.
+    labelled: frozenset[str] = frozenset()
+
+
+def tree_from_document(document: dict[str, Any], source: str = "") -> Tree:
+    """The comparable tree of a canonical tree document."""
+    invocations: list[InvocationNode] = []
+    labelled = frozenset(document.get("normalized") or ()) - CLOCK_FIELDS
+    for number, trace in enumerate(document.get("traces", []), start=1):
+        for root in trace.get("roots", []):
+            _read_invocation(root, number, None, invocations, labelled)
+    resolver = (document.get("summary") or {}).get("resolver")
+    return _finish(Tree(invocations, True, source, resolver, labelled))
+
+
+def _read_invocation(
+    data: dict[str, Any], trace: int, caller: SpanNode | None, out: list[InvocationNode],
+    labelled: frozenset[str],
+) -> InvocationNode:
+    onset = _unlabel(data.get("onset") or {}, labelled)
+    top_data = data.get("span")
+    node = InvocationNode(
+        kind=invocation_kind(onset, (top_data or {}).get("attributes") or {}),
+        label="",
+        onset=onset,
+        outcome=(data.get("outcome") or {}).get("outcome"),
+        resolution=(data.get("link") or {}).get("resolution"),
+        top=None,
+        trace=trace,
+        caller=caller,
+    )
+    node.label = invocation_label(node.kind)
+    out.append(node)
+    if top_data is not None:
+        node.top = _read_span(top_data, node, None, trace, out, labelled)
+        for loose in data.get("unattached") or []:
+            node.top.spans.append(_read_span(loose, node, node.top, trace, out, labelled))
+    _number_spans(node)
+    return node
+
+
+def _read_span(
+    data: dict[str, Any], owner: InvocationNode, parent: SpanNode | None, trace: int,
+    out: list[InvocationNode], labelled: frozenset[str],
+) -> SpanNode:
+    events = [
+        (str((item.get("event") or {}).get("type")), _canonical(_event_content(item)))
+        for item in data.get("events") or []
+        if (item.get("event") or {}).get("type") not in ("attributes", "outcome")
+    ]
+    span = SpanNode(str(data.get("name", "")), _unlabel(data.get("attributes") or {}, labelled),
+                    data.get("outcome"), events, owner=owner, parent=parent)
+    for child in data.get("spans") or []:
+        span.spans.append(_read_span(child, owner, span, trace, out, labelled))
+    for callee in data.get("callees") or []:
+        span.callees.append(_read_invocation(callee, trace, span, out, labelled))
+    return span
+
+
+# What a labelled value is compared as: it is there, whatever node it names.
+LABEL = "<label>"
+
+
+def _unlabel(mapping: dict[str, Any], labelled: frozenset[str]) -> dict[str, Any]:
+    return {key: (LABEL if key in labelled and value is not None else value)
+            for key, value in mapping.items()}
+
+
+def _event_content(item: dict[str, Any]) -> dict[str, Any]:
+    return {key: value for key, value in (item.get("event") or {}).items() if key != "type"}
+
+
+def _number_spans(node: InvocationNode) -> None:
+    """Give each span a label unique within its invocation: its name, #k among namesakes."""
+    spans = list(_walk_spans(node.top)) if node.top else []
+    totals = Counter(span.name for span in spans)
+    seen: Counter[str] = Counter()
+    for span in spans:
+        seen[span.name] += 1
+        span.label = f"{span.name}#{seen[span.name]}" if totals[span.name] > 1 else span.name
+
+
+def _walk_spans(span: SpanNode) -> Iterator[SpanNode]:
+    yield span
+    for child in span.spans:
+        yield from _walk_spans(child)
+
+
+def invocation_kind(onset: dict[str, Any], top_attributes: dict[str, Any]) -> tuple[str, ...]:
+    """What an invocation is, from its onset: stable across runs, ids and clocks."""
+    info = onset.get("info") if isinstance(onset.get("info"), dict) else {}
+    trigger = str(info.get("type", "unknown"))
+    target = ""
+    if trigger == "fetch":
+        target = f"{info.get('method', '')} {_url_path(str(info.get('url', '')))}".strip()
+    elif trigger == "jsrpc":
+        target = str(top_attributes.get("jsrpc.method") or "")
+    elif trigger == "scheduled":
+        target = str(info.get("cron") or "")
+    elif trigger == "queue":
+        target = str(info.get("queueName") or "")
+    elif trigger == "hibernatableWebSocket":
+        target = str((info.get("info") or {}).get("type") or "")
+    elif trigger == "email":
+        target = str(info.get("mailFrom") or "")
+    return (trigger, target, str(onset.get("entrypoint") or ""), str(onset.get("scriptName") or ""))
+
+
+def _url_path(url: str) -> str:
+    """The URL without scheme and host when it has them: `http://x/api?q` → `/api?q`."""
+    if "://" in url:
+        rest = url.split("://", 1)[1]
+        slash = rest.find("/")
+        return rest[slash:] if slash >= 0 else "/"
+    return url
+
+
+def invocation_label(kind: tuple[str, ...]) -> str:
+    trigger, target, entrypoint, script = kind
+    words = [trigger] + [part for part in (target,) if part]
+    if entrypoint:
+        words.append(f"({entrypoint})")
+    elif script:
+        words.append(f"({script})")
+    return " ".join(words)
+
+
+def _canonical(value: Any) -> str:
+    return orjson.dumps(value, option=orjson.OPT_SORT_KEYS, default=str).decode()
+
+
+def _finish(tree: Tree) -> Tree:
+    """Signatures (what is below) and contexts (what is above) of every invocation."""
+    for node in reversed(tree.invocations):  # callees come after their callers: bottom-up
+        node.signature = _canonical([node.kind, node.outcome, _span_signature(node.top)])
+    for node in tree.invocations:  # top-down
+        node.context = _canonical(_context(node))
+    return tree
+
+
+def _span_signature(span: SpanNode | None) -> Any:
+    if span is None:
+        return None
+    return [span.name, span.attributes, span.outcome, span.events,
+            [_span_signature(child) for child in span.spans],
+            sorted(callee.signature for callee in span.callees)]
+
+
+def _context(node: InvocationNode) -> list[Any]:
+    chain: list[Any] = []
+    caller = node.caller
+    while caller is not None and caller.owner is not None:
+        chain.append([caller.owner.kind, caller.label])
+        caller = caller.owner.caller
+    return chain
+
+
+# -- matching ------------------------------------------------------------------------------------
+
+
+def match_invocations(expected: Tree, actual: Tree) -> dict[int, InvocationNode]:
+    """Pair the invocations of two trees: id(expected node) → actual node.
+
+    Pass 1 pairs invocations identical in kind, context and everything below them (the bulk
+    of two similar trees, in linear time). Pass 2 pairs the rest kind by kind, by the best
+    total similarity (an assignment), so that one extra sibling among look-alikes reads as
+    one addition, not as a cascade of changes.
+    """
+    pairs: dict[int, InvocationNode] = {}
+    exact: dict[tuple[str, str], list[InvocationNode]] = defaultdict(list)
+    for node in actual.invocations:
+        exact[(node.context, node.signature)].append(node)
+    left: list[InvocationNode] = []
+    for node in expected.invocations:
+        bucket = exact.get((node.context, node.signature))
+        if bucket:
+            pairs[id(node)] = bucket.pop(0)
+        else:
+            left.append(node)
+    taken = {id(node) for node in pairs.values()}
+    right = [node for node in actual.invocations if id(node) not in taken]
+    by_kind_left: dict[tuple[str, ...], list[InvocationNode]] = defaultdict(list)
+    by_kind_right: dict[tuple[str, ...], list[InvocationNode]] = defaultdict(list)
+    for node in left:
+        by_kind_left[_match_kind(node, expected, actual)].append(node)
+    for node in right:
+        by_kind_right[_match_kind(node, actual, expected)].append(node)
+    for kind, lefts in by_kind_left.items():
+        rights = by_kind_right.get(kind, [])
+        if not rights:
+            continue
+        matrix = np.array([[_similarity(a, b, pairs) for b in rights] for a in lefts])
+        rows, columns = linear_sum_assignment(matrix, maximize=True)
+        for row, column in zip(rows, columns, strict=True):
+            pairs[id(lefts[row])] = rights[column]
+    return pairs
+
+
+def _match_kind(node: InvocationNode, mine: Tree, theirs: Tree) -> tuple[str, ...]:
+    # A shape knows invocations only by key: against one, invocations match on their keys
+    # (an invocation no key rule recognizes matches nothing, and reads as added or removed).
+    if not mine.has_spans or not theirs.has_spans:
+        return ("key", node.key) if node.key is not None else ("unkeyed", str(id(node)))
+    return node.kind
+
+
+def _similarity(a: InvocationNode, b: InvocationNode, pairs: dict[int, InvocationNode]) -> float:
+    """How alike two invocations of one kind are: context above, content below, in (0, 10]."""
+    score = 1.0
+    if a.context == b.context:
+        score += 4.0
+    elif a.caller is not None and b.caller is not None and a.caller.label == b.caller.label:
+        score += 1.0
+    parent_a = a.caller.owner if a.caller else None
+    parent_b = b.caller.owner if b.caller else None
+    if parent_a is not None and parent_b is not None and pairs.get(id(parent_a)) is parent_b:
+        score += 2.0
+    if a.outcome == b.outcome:
+        score += 0.5
+    score += 2.5 * _overlap(_span_names(a), _span_names(b))
+    return score
+
+
+def _span_names(node: InvocationNode) -> Counter[str]:
+    return Counter(span.name for span in _walk_spans(node.top)) if node.top else Counter()
+
+
+def _overlap(a: Counter[str], b: Counter[str]) -> float:
+    total = sum((a | b).values())
+    return sum((a & b).values()) / total if total else 1.0
+
+
+# -- comparing -----------------------------------------------------------------------------------
+
+
+def diff_trees(expected: Tree, actual: Tree, options: DiffOptions = DiffOptions()) -> list[Change]:
+    """Every difference between two trees that the options count, in path order."""
+    pairs = match_invocations(expected, actual)
+    reverse = {id(b) for b in pairs.values()}
+    # Labels of two resolvers (the upstream rule's and tracetree's) say different things.
+    same_resolver = expected.resolver == actual.resolver or None in (expected.resolver, actual.resolver)
+    changes: list[Change] = []
+    span_pairs: dict[int, SpanNode] = {}
+    compare_spans = expected.has_spans and actual.has_spans
+    for a in expected.invocations:
+        b = pairs.get(id(a))
+        if b is not None and compare_spans and a.top is not None and b.top is not None:
+            _pair_spans(a.top, b.top, span_pairs)
+    for a in expected.invocations:
+        b = pairs.get(id(a))
+        if b is None:
+            if a.caller is None or id(a.caller.owner) in pairs:
+                changes.append(Change(path_of(a), ChangeKind.INVOCATION_REMOVED, "invocation",
+                                      _subtree_summary(a), None))
+            continue
+        moved = _moved(a, b, pairs, span_pairs, compare_spans)
+        if moved is not None:
+            changes.append(moved)
+        if compare_spans:
+            changes.extend(_compare_invocation(a, b, span_pairs, same_resolver))
+    for b in actual.invocations:
+        if id(b) in reverse:
+            continue
+        if b.caller is None or id(b.caller.owner) in reverse:
+            changes.append(Change(path_of(b), ChangeKind.INVOCATION_ADDED, "invocation", None,
+                                  _subtree_summary(b)))
+    return sorted(change for change in changes if options.counts(change))
+
+
+def _moved(
+    a: InvocationNode, b: InvocationNode, pairs: dict[int, InvocationNode],
+    span_pairs: dict[int, SpanNode], compare_spans: bool,
+) -> Change | None:
+    """A change if b hangs somewhere else than a: under another caller, or another span of it."""
+    if a.caller is None and b.caller is None:
+        return None
+    if a.caller is not None and b.caller is not None:
+        same_owner = pairs.get(id(a.caller.owner)) is b.caller.owner
+        same_span = not compare_spans or span_pairs.get(id(a.caller)) is b.caller
+        if same_owner and same_span:
+            return None
+    return Change(path_of(b), ChangeKind.INVOCATION_MOVED, "invocation",
+                  _place(a), _place(b))
+
+
+def _place(node: InvocationNode) -> str:
+    if node.caller is None:
+        return f"trace {node.trace} (a root)"
+    return path_of(node.caller.owner, node.caller) if node.caller.owner else "?"
+
+
+def path_of(node: InvocationNode | None, span: SpanNode | None = None) -> str:
+    """`trace 2 › fetch GET /api › jsRpcCall#3 › jsrpc getCounter`: callers and dispatch spans."""
+    parts: list[str] = []
+    if span is not None:
+        parts.append(span.label)
+    current = node
+    while current is not None:
+        parts.append(current.label)
+        if current.caller is None or current.caller.owner is None:
+            parts.append(f"trace {current.trace}")
+            break
+        parts.append(current.caller.label)
+        current = current.caller.owner
+    return " › ".join(reversed(parts))
+
+
+def _subtree_summary(node: InvocationNode) -> str:
+    below = _count_below(node)
+    return node.label + (f" (and {below} invocation{'s' if below != 1 else ''} below it)" if below else "")
+
+
+def _count_below(node: InvocationNode) -> int:
+    if node.top is None:
+        return 0
+    return sum(1 + _count_below(callee) for span in _walk_spans(node.top) for callee in span.callees)
+
+
+def _pair_spans(a: SpanNode, b: SpanNode, pairs: dict[int, SpanNode]) -> None:
+    """Pair two spans and, recursively, their child spans: by name, then by best fit."""
+    pairs[id(a)] = b
+    children_a, children_b = a.spans, b.spans
+    if not children_a or not children_b:
+        return
+    if [c.name for c in children_a] == [c.name for c in children_b]:
+        for x, y in zip(children_a, children_b, strict=True):
+            _pair_spans(x, y, pairs)
+        return
+    matrix = np.array([[_span_similarity(x, y) for y in children_b] for x in children_a])
+    rows, columns = linear_sum_assignment(matrix, maximize=True)
+    for row, column in zip(rows, columns, strict=True):
+        x, y = children_a[row], children_b[column]
+        # Spans of other names pair only as a rename: at the same place among their siblings.
+        if x.name == y.name or (row == column and matrix[row, column] > 0):
+            _pair_spans(x, y, pairs)
+
+
+def _span_similarity(a: SpanNode, b: SpanNode) -> float:
+    score = 10.0 if a.name == b.name else 0.0
+    common = set(a.attributes) & set(b.attributes)
+    score += sum(1.0 for key in common if a.attributes[key] == b.attributes[key])
+    score += 0.5 * len(common)
+    score += 2.0 * _overlap(Counter(c.name for c in a.spans), Counter(c.name for c in b.spans))
+    return score
+
+
+def _compare_invocation(
+    a: InvocationNode, b: InvocationNode, span_pairs: dict[int, SpanNode], same_resolver: bool
+) -> list[Change]:
+    changes: list[Change] = []
+    here = path_of(b)
+    if same_resolver and a.resolution != b.resolution and None not in (a.resolution, b.resolution):
+        changes.append(Change(here, ChangeKind.RESOLUTION_CHANGED, "resolution", a.resolution, b.resolution))
+    if a.outcome != b.outcome:
+        changes.append(Change(here, ChangeKind.OUTCOME_CHANGED, "outcome", a.outcome, b.outcome))
+    for key in sorted(set(a.onset) | set(b.onset)):
+        if key.startswith("__"):
+            continue
+        if a.onset.get(key) != b.onset.get(key):
+            changes.append(Change(here, ChangeKind.ONSET_CHANGED, f"onset.{key}",
+                                  a.onset.get(key), b.onset.get(key)))
+    if a.top is not None and b.top is not None:
+        changes.extend(_compare_span(a.top, b.top, a, b, span_pairs, top=True))
+    return changes
+
+
+def _compare_span(
+    a: SpanNode, b: SpanNode, owner_a: InvocationNode, owner_b: InvocationNode,
+    span_pairs: dict[int, SpanNode], *, top: bool = False,
+) -> list[Change]:
+    changes: list[Change] = []
+    here = path_of(owner_b) if top else path_of(owner_b, b)
+    if not top and a.name != b.name:
+        changes.append(Change(here, ChangeKind.SPAN_RENAMED, "span", a.name, b.name))
+    for key in sorted(set(a.attributes) | set(b.attributes)):
+        before, after = a.attributes.get(key, _MISSING), b.attributes.get(key, _MISSING)
+        if before == after:
+            continue
+        kind = (ChangeKind.ATTRIBUTE_ADDED if before is _MISSING else
+                ChangeKind.ATTRIBUTE_REMOVED if after is _MISSING else ChangeKind.ATTRIBUTE_CHANGED)
+        changes.append(Change(here, kind, f"attributes.{key}",
+                              None if before is _MISSING else before, None if after is _MISSING else after))
+    if not top and a.outcome != b.outcome:
+        changes.append(Change(here, ChangeKind.OUTCOME_CHANGED, "outcome", a.outcome, b.outcome))
+    changes.extend(_compare_events(a.events, b.events, here))
+    paired_b = set()
+    for child in a.spans:
+        partner = span_pairs.get(id(child))
+        if partner is None:
+            changes.append(Change(path_of(owner_a, child), ChangeKind.SPAN_REMOVED, "span", child.name, None))
+            continue
+        paired_b.add(id(partner))
+        changes.extend(_compare_span(child, partner, owner_a, owner_b, span_pairs))
+    for child in b.spans:
+        if id(child) not in paired_b:
+            changes.append(Change(path_of(owner_b, child), ChangeKind.SPAN_ADDED, "span", None, child.name))
+    return changes
+
+
+_MISSING = object()
+
+
+def _compare_events(before: list[tuple[str, str]], after: list[tuple[str, str]], here: str) -> list[Change]:
+    """Logs, exceptions and other events of a span, compared as multisets: a changed one is an
+    event of the same type at the same rank among its type that reads differently."""
+    common = Counter(before) & Counter(after)
+    removed = list((Counter(before) - common).elements())
+    added = list((Counter(after) - common).elements())
+    changes: list[Change] = []
+    for kind in sorted({k for k, _ in removed} | {k for k, _ in added}):
+        old = [content for k, content in removed if k == kind]
+        new = [content for k, content in added if k == kind]
+        for x, y in zip(old, new, strict=False):
+            changes.append(Change(here, ChangeKind.EVENT_CHANGED, f"events.{kind}", _load(x), _load(y)))
+        for x in old[len(new):]:
+            changes.append(Change(here, ChangeKind.EVENT_REMOVED, f"events.{kind}", _load(x), None))
+        for y in new[len(old):]:
+            changes.append(Change(here, ChangeKind.EVENT_ADDED, f"events.{kind}", None, _load(y)))
+    return changes
+
+
+def _load(text: str) -> Any:
+    return orjson.loads(text)
+
+
+# -- the public entry point -------------------------------------------------------------------------
+
+
+def diff(
+    expected: dict[str, Any] | Tree,
+    actual: dict[str, Any] | Tree,
+    *,
+    level: Level | str = Level.FULL,
+    ignore: Sequence[str] | Iterable[str] = (),
+) -> list[Change]:
+    """The changes from `expected` to `actual`: each a frozen Change (kind, path, before, after).
+
+    Either side is a canonical tree document (a dict, as `load_document` returns) or a Tree.
+
+    >>> document = {"format": 1, "traces": [{"roots": [{"onset": {"info": {"type": "fetch",
+    ...     "method": "GET", "url": "http://x/api"}}, "span": {"name": "fetch"}}]}]}
+    >>> diff(document, document)
+    []
+    """
+    left = expected if isinstance(expected, Tree) else tree_from_document(expected)
+    right = actual if isinstance(actual, Tree) else tree_from_document(actual)
+    return diff_trees(left, right, DiffOptions(Level(level), tuple(ignore)))
