@@ -17,6 +17,7 @@ import bisect
 import itertools
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field, replace
+from typing import Any
 
 from .dispatch import DEFAULT_TABLE, DispatchTable
 from .links import Candidate, Evidence, Link, Resolution
@@ -38,6 +39,7 @@ W_RESUMED = -2.0
 MARGIN = 2.0
 _TIE = 1e-3  # tie-breakers stay far below any evidence weight
 _FORBIDDEN = -1e9  # an edge that does not exist, in the assignment matrix
+_UNKNOWN = object()
 
 _OPEN_AT_ONSET = Evidence("open-at-onset", "span still open at the callee's onset", W_OPEN_AT_ONSET)
 _CLOSED_BEFORE = Evidence("closed-before-onset", "span closed before the callee's onset", W_CLOSED_BEFORE)
@@ -281,6 +283,7 @@ class _Resolver:
         self.contradicted = False
         self.evidence, self.ranks = trace_evidence(trace)
         self._names: dict[tuple[str, str, bool], Evidence | None] = {}
+        self._opened: dict[int, Any] = {}  # id(span) → lower bound on its open time
         self._timings: dict[str, _Timing] = {}  # built on first use: most owners never need one
         self.links: dict[str, Link] = {}
         self.children: dict[str, _Child] = {}
@@ -349,7 +352,10 @@ class _Resolver:
         span = owner.spans[child.trigger]
         facts: list[Evidence] = []
         onset = child.onset
-        opened = self._timing(owner).opened_no_earlier_than(span)
+        # A span of an early invocation is weighed for many callees: its bound is kept.
+        opened = self._opened.get(id(span), _UNKNOWN)
+        if opened is _UNKNOWN:
+            opened = self._opened[id(span)] = self._timing(owner).opened_no_earlier_than(span)
         if opened is not None and onset is not None and opened > onset:
             # Ruled out: the soft evidence would change nothing, and is the costly part.
             return Candidate(owner.invocation_id, span.span_id, span.name, (Evidence(
@@ -612,9 +618,7 @@ class _Resolver:
                           "one candidate left once other callees took their dispatch spans")
                 self._settle(child, chosen, resolution, reason)
                 continue
-            without = dict(weights)
-            del without[(row, column)]
-            margin = total - _best_assignment(len(keys), len(slots), without)[0]
+            margin = self._margin(row, column, weights, total, len(keys), len(slots))
             if margin >= self.options.margin - 10 * _TIE and self._fits(child, chosen):
                 self._settle(child, chosen, Resolution.HEURISTIC,
                              f"best overall fit, ahead of the next arrangement by {margin:.1f}")
@@ -622,6 +626,25 @@ class _Resolver:
                 self._settle(child, chosen, Resolution.AMBIGUOUS,
                              f"best overall fit, but only by {margin:.1f}: evidence does not "
                              "separate the candidates")
+
+    def _margin(
+        self, row: int, column: int, weights: dict[tuple[int, int], float], total: float,
+        rows: int, columns: int,
+    ) -> float:
+        """How much the best arrangement loses if this row may not take this column.
+
+        When no other row could take the column, vacating it helps nobody, so the loss is at
+        least the row's lead over its own next choice: if that lead already clears the margin
+        no second solve is needed (the common case, and the costly part)."""
+        contested = any(c == column and r != row for r, c in weights)
+        if not contested:
+            lead = weights[(row, column)] - max(
+                (w for (r, c), w in weights.items() if r == row and c != column), default=0.0)
+            if lead >= self.options.margin:
+                return lead
+        without = dict(weights)
+        del without[(row, column)]
+        return total - _best_assignment(rows, columns, without)[0]
 
     def _order_consistent(self) -> bool:
         """Whether the callees that hard constraints alone pin to one span keep dispatch order:
