@@ -338,20 +338,27 @@ def match_invocations(expected: Tree, actual: Tree) -> dict[int, InvocationNode]
             left.append(node)
     taken = {id(node) for node in pairs.values()}
     right = [node for node in actual.invocations if id(node) not in taken]
+    previous = pairs
     by_kind_left: dict[tuple[str, ...], list[InvocationNode]] = defaultdict(list)
     by_kind_right: dict[tuple[str, ...], list[InvocationNode]] = defaultdict(list)
     for node in left:
         by_kind_left[_match_kind(node, expected, actual)].append(node)
     for node in right:
         by_kind_right[_match_kind(node, actual, expected)].append(node)
-    for kind, lefts in by_kind_left.items():
-        rights = by_kind_right.get(kind, [])
-        if not rights:
-            continue
-        matrix = np.array([[_similarity(a, b, pairs) for b in rights] for a in lefts])
-        rows, columns = linear_sum_assignment(matrix, maximize=True)
-        for row, column in zip(rows, columns, strict=True):
-            pairs[id(lefts[row])] = rights[column]
+    # Twice: the first round pairs callers, the second lets their callees follow them (the
+    # similarity rewards a callee whose caller is paired with the other's caller).
+    settled = dict(pairs)
+    for _ in range(2):
+        pairs = dict(settled)
+        for kind, lefts in by_kind_left.items():
+            rights = by_kind_right.get(kind, [])
+            if not rights:
+                continue
+            matrix = np.array([[_similarity(a, b, previous) for b in rights] for a in lefts])
+            rows, columns = linear_sum_assignment(matrix, maximize=True)
+            for row, column in zip(rows, columns, strict=True):
+                pairs[id(lefts[row])] = rights[column]
+        previous = pairs
     return pairs
 
 
