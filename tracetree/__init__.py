@@ -7,6 +7,7 @@
 """
 
 from .build import Forest, build, build_file
+from .diff import Change, ChangeKind, Level, diff  # `tracetree.diff(...)` is the function
 from .dispatch import DEFAULT_TABLE, DispatchTable, load_dispatch_table
 from .errors import InputError, TracetreeError
 from .links import Candidate, Evidence, Link, Resolution
@@ -16,11 +17,14 @@ from .resolve import ResolveOptions, TraceEvidence, resolve_trace
 __all__ = [
     "DEFAULT_TABLE",
     "Candidate",
+    "Change",
+    "ChangeKind",
     "DispatchTable",
     "Evidence",
     "Forest",
     "InputError",
     "Invocation",
+    "Level",
     "Link",
     "Resolution",
     "ResolveOptions",
@@ -30,6 +34,7 @@ __all__ = [
     "TracetreeError",
     "build",
     "build_file",
+    "diff",
     "load_dispatch_table",
     "resolve_trace",
 ]
