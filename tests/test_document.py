@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import itertools
 import random
 import re
@@ -25,6 +26,7 @@ from tracetree.document import (
     dumps_document,
     load_document,
     to_document,
+    write_document,
 )
 from tracetree.errors import InputError
 from tracetree.model import EPOCH
@@ -642,3 +644,13 @@ def test_a_normalized_header_or_attribute_pair_is_labelled():
 def test_document_format_constant_is_what_documents_carry():
     """Documents say which format they are in, the one this version reads."""
     assert to_document(build(service_stream()))["format"] == DOCUMENT_FORMAT == 1
+
+
+@pytest.mark.parametrize("stream", STREAMS)
+def test_writing_trace_by_trace_gives_the_same_bytes(stream: Path):
+    """`build --format json` writes trace by trace, byte for byte the document built whole."""
+    forest = build_file(str(stream))
+    for normalization in (DEFAULT_NORMALIZATION, Normalization.none()):
+        written = io.BytesIO()
+        write_document(forest, written, normalization=normalization)
+        assert written.getvalue() == dumps_document(to_document(forest, normalization=normalization))

@@ -193,9 +193,16 @@ def _emit(forest: Forest, fmt: str, output: str, normalization: Normalization) -
 
         data: Iterator[bytes] | bytes = render_links(forest)
     else:
-        from .document import dumps_document, to_document
+        from .document import write_document
 
-        data = dumps_document(to_document(forest, normalization=normalization))
+        # Written trace by trace: the whole document never sits in memory at once.
+        if output == "-":
+            write_document(forest, sys.stdout.buffer, normalization=normalization)
+            sys.stdout.buffer.flush()
+        else:
+            with open(output, "wb") as handle:
+                write_document(forest, handle, normalization=normalization)
+        return
     if output == "-":
         _write(sys.stdout.buffer, data)
         sys.stdout.buffer.flush()

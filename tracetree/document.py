@@ -12,7 +12,7 @@ import json
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import orjson
 
@@ -210,30 +210,33 @@ class _Labeller:
         return _Opaque(family or field, (key,))
 
 
-def _number_opaque(document: Any) -> Any:
-    """Replace every _Opaque by its label, numbered per family in the order of the dumped text."""
-    numbers: dict[str, dict[tuple[Any, ...], int]] = {}
+class _Numbering:
+    """Replaces every _Opaque by its label, numbered per family in the order of the dumped text.
 
-    def name(token: _Opaque) -> str:
-        seen = numbers.setdefault(token.family, {})
+    One instance walks the document's parts in text order (keys sorted, traces last), so the
+    numbers come out the same whether the document is built whole or written trace by trace."""
+
+    def __init__(self) -> None:
+        self.numbers: dict[str, dict[tuple[Any, ...], int]] = {}
+
+    def name(self, token: _Opaque) -> str:
+        seen = self.numbers.setdefault(token.family, {})
         number = seen.setdefault(token.key, len(seen) + 1)
         if token.family in ("span", "invocation", "trace"):
             return f"{token.family}?{number}"
         prefix = _PREFIX.get(token.family)
         return f"{prefix}{number}" if prefix else f"{token.family}#{number}"
 
-    def walk(value: Any) -> Any:
+    def walk(self, value: Any) -> Any:
         if isinstance(value, _Opaque):
-            return name(value)
+            return self.name(value)
         if isinstance(value, dict):
             for key in sorted(value):
-                value[key] = walk(value[key])
+                value[key] = self.walk(value[key])
         elif isinstance(value, list):
             for index, item in enumerate(value):
-                value[index] = walk(item)
+                value[index] = self.walk(item)
         return value
-
-    return walk(document)
 
 
 # -- building the document ----------------------------------------------------------------------
@@ -501,25 +504,54 @@ def _summary(forest: Forest, trees: list[TraceNode]) -> dict[str, Any]:
     }
 
 
-def to_document(forest: Forest, *, normalization: Normalization = DEFAULT_NORMALIZATION) -> dict[str, Any]:
-    """The canonical document of a forest built with its events kept (keep_events=True).
-
-    Raises ValueError for a forest built with keep_events=False: its events are gone, and a
-    document that silently lost them would compare equal to one that has them.
-    """
+def _parts(
+    forest: Forest, normalization: Normalization
+) -> tuple[dict[str, Any], Iterator[dict[str, Any]]]:
+    """The document's head (everything but its traces) and its traces, one at a time, labels
+    numbered in text order across both."""
     for trace in forest.traces:
         for invocation in trace.invocations.values():
             if invocation.stamps and not invocation.events:
                 raise ValueError("the tree document needs every event: build with keep_events=True")
     trees = assemble(forest)
     writer = _Writer(_Labeller(trees), normalization)
-    document = {
+    numbering = _Numbering()
+    head = numbering.walk({
         "format": DOCUMENT_FORMAT,
         "normalized": sorted(normalization.fields),
         "summary": _summary(forest, trees),
-        "traces": [writer.trace(tree) for tree in trees],
-    }
-    return _number_opaque(document)
+    })
+    return head, (numbering.walk(writer.trace(tree)) for tree in trees)
+
+
+def to_document(forest: Forest, *, normalization: Normalization = DEFAULT_NORMALIZATION) -> dict[str, Any]:
+    """The canonical document of a forest built with its events kept (keep_events=True).
+
+    Raises ValueError for a forest built with keep_events=False: its events are gone, and a
+    document that silently lost them would compare equal to one that has them.
+    """
+    head, traces = _parts(forest, normalization)
+    head["traces"] = list(traces)
+    return head
+
+
+def write_document(
+    forest: Forest, out: BinaryIO, *, normalization: Normalization = DEFAULT_NORMALIZATION
+) -> None:
+    """Write the document's bytes (those of dumps_document(to_document(...))) trace by trace:
+    memory holds one trace's part of the document at a time, not the whole of it."""
+    head, traces = _parts(forest, normalization)
+    head["traces"] = []
+    text = dumps_document(head)
+    cut = text.rindex(b'"traces": []')
+    first = True
+    for trace in traces:
+        if first:
+            out.write(text[:cut] + b'"traces": [\n')
+        block = dumps_document(trace)[:-1]
+        out.write((b"" if first else b",\n") + b"\n".join(b"    " + line for line in block.split(b"\n")))
+        first = False
+    out.write(text if first else b"\n  ]\n}\n")
 
 
 # -- bytes ---------------------------------------------------------------------------------------
