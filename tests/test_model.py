@@ -180,6 +180,14 @@ def test_stream_diagnostic_counts_as_missing_events():
     assert diagnostic in invocation.events
 
 
+def test_dropped_events_and_the_gaps_they_leave_count_once():
+    """Dropped events use up sequence numbers: two gaps and a streamDiagnostic of 2 are 2 missing."""
+    diagnostic = ev("a", 4, {"type": "streamDiagnostic",
+                             "diagnostic": {"diagnosticsType": "droppedEvents", "count": 2}}, span=TOP)
+    invocation = only_invocation([onset(), span_open(1, "0000000000000001", TOP), diagnostic])
+    assert (invocation.missing_sequences, invocation.events_missing) == ([2, 3], 2)
+
+
 def test_complete_invocation_has_nothing_missing():
     """An invocation with every sequence number from 0 to its outcome reports no events missing."""
     invocation = only_invocation([onset(), span_open(1, "0000000000000001", TOP),

@@ -104,7 +104,9 @@ class Invocation:
 
     @property
     def events_missing(self) -> int:
-        return len(self.missing_sequences) + self.dropped
+        """Events lost: dropped events still use up sequence numbers, so a streamDiagnostic's
+        count and the gaps it explains are the same events, counted once."""
+        return max(len(self.missing_sequences), self.dropped)
 
 
 @dataclass(slots=True, eq=False)
