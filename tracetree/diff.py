@@ -131,6 +131,7 @@ class SpanNode:
     owner: InvocationNode | None = None
     parent: SpanNode | None = None
     label: str = ""  # name, with #k when the invocation has several spans of that name
+    synthetic: bool = False  # stands in for spans a shape does not have: left out of paths
 
 
 @dataclass(eq=False, slots=True)
@@ -169,7 +170,7 @@ def tree_from_document(document: dict[str, Any], source: str = "") -> Tree:
         for root in trace.get("roots", []):
             _read_invocation(root, number, None, invocations, labelled)
     resolver = (document.get("summary") or {}).get("resolver")
-    return _finish(Tree(invocations, True, source, resolver, labelled))
+    return finish_tree(Tree(invocations, True, source, resolver, labelled))
 
 
 def _read_invocation(
@@ -288,8 +289,9 @@ def _canonical(value: Any) -> str:
     return orjson.dumps(value, option=orjson.OPT_SORT_KEYS, default=str).decode()
 
 
-def _finish(tree: Tree) -> Tree:
-    """Signatures (what is below) and contexts (what is above) of every invocation."""
+def finish_tree(tree: Tree) -> Tree:
+    """Signatures (what is below) and contexts (what is above) of every invocation: call it on
+    a Tree built by hand (shapes.py does) before comparing it."""
     for node in reversed(tree.invocations):  # callees come after their callers: bottom-up
         node.signature = _canonical([node.kind, node.outcome, _span_signature(node.top)])
     for node in tree.invocations:  # top-down
@@ -339,6 +341,7 @@ def match_invocations(expected: Tree, actual: Tree) -> dict[int, InvocationNode]
     taken = {id(node) for node in pairs.values()}
     right = [node for node in actual.invocations if id(node) not in taken]
     previous = pairs
+    by_key = not expected.has_spans or not actual.has_spans
     by_kind_left: dict[tuple[str, ...], list[InvocationNode]] = defaultdict(list)
     by_kind_right: dict[tuple[str, ...], list[InvocationNode]] = defaultdict(list)
     for node in left:
@@ -354,7 +357,8 @@ def match_invocations(expected: Tree, actual: Tree) -> dict[int, InvocationNode]
             rights = by_kind_right.get(kind, [])
             if not rights:
                 continue
-            matrix = np.array([[_similarity(a, b, previous) for b in rights] for a in lefts])
+            similarity = _key_similarity if by_key else _similarity
+            matrix = np.array([[similarity(a, b, previous) for b in rights] for a in lefts])
             rows, columns = linear_sum_assignment(matrix, maximize=True)
             for row, column in zip(rows, columns, strict=True):
                 pairs[id(lefts[row])] = rights[column]
@@ -385,6 +389,35 @@ def _similarity(a: InvocationNode, b: InvocationNode, pairs: dict[int, Invocatio
         score += 0.5
     score += 2.5 * _overlap(_span_names(a), _span_names(b))
     return score
+
+
+def _key_similarity(a: InvocationNode, b: InvocationNode, pairs: dict[int, InvocationNode]) -> float:
+    """Like _similarity, where one side is a shape: only keys can agree, so the chain of
+    callers' keys above and the keys of the callees below stand for context and content."""
+    score = 1.0
+    if _key_chain(a) == _key_chain(b):
+        score += 4.0
+    parent_a = a.caller.owner if a.caller else None
+    parent_b = b.caller.owner if b.caller else None
+    if parent_a is not None and parent_b is not None and pairs.get(id(parent_a)) is parent_b:
+        score += 2.0
+    score += 2.5 * _overlap(_callee_keys(a), _callee_keys(b))
+    return score
+
+
+def _key_chain(node: InvocationNode) -> list[str | None]:
+    chain = []
+    caller = node.caller
+    while caller is not None and caller.owner is not None:
+        chain.append(caller.owner.key)
+        caller = caller.owner.caller
+    return chain
+
+
+def _callee_keys(node: InvocationNode) -> Counter[str]:
+    if node.top is None:
+        return Counter()
+    return Counter(str(callee.key) for span in _walk_spans(node.top) for callee in span.callees)
 
 
 def _span_names(node: InvocationNode) -> Counter[str]:
@@ -458,7 +491,7 @@ def _place(node: InvocationNode) -> str:
 def path_of(node: InvocationNode | None, span: SpanNode | None = None) -> str:
     """`trace 2 › fetch GET /api › jsRpcCall#3 › jsrpc getCounter`: callers and dispatch spans."""
     parts: list[str] = []
-    if span is not None:
+    if span is not None and not span.synthetic:
         parts.append(span.label)
     current = node
     while current is not None:
@@ -466,7 +499,8 @@ def path_of(node: InvocationNode | None, span: SpanNode | None = None) -> str:
         if current.caller is None or current.caller.owner is None:
             parts.append(f"trace {current.trace}")
             break
-        parts.append(current.caller.label)
+        if not current.caller.synthetic:
+            parts.append(current.caller.label)
         current = current.caller.owner
     return " › ".join(reversed(parts))
 
@@ -598,10 +632,13 @@ def diff(
     *,
     level: Level | str = Level.FULL,
     ignore: Sequence[str] | Iterable[str] = (),
+    rules: Any = None,
 ) -> list[Change]:
     """The changes from `expected` to `actual`: each a frozen Change (kind, path, before, after).
 
-    Either side is a canonical tree document (a dict, as `load_document` returns) or a Tree.
+    Either side is a canonical tree document (a dict, as `load_document` returns) or a Tree
+    (shapes.tree_from_shape gives one for a workerd-style shape; `rules` then say which
+    invocation of the other side is which key).
 
     >>> document = {"format": 1, "traces": [{"roots": [{"onset": {"info": {"type": "fetch",
     ...     "method": "GET", "url": "http://x/api"}}, "span": {"name": "fetch"}}]}]}
@@ -610,4 +647,10 @@ def diff(
     """
     left = expected if isinstance(expected, Tree) else tree_from_document(expected)
     right = actual if isinstance(actual, Tree) else tree_from_document(actual)
+    if left.has_spans != right.has_spans:
+        # Against a shape, invocations are known by key: name the other side's invocations by
+        # the key rules (shapes.load_key_rules), or by their labels when none are given.
+        from .shapes import assign_keys
+
+        assign_keys(left if left.has_spans else right, rules)
     return diff_trees(left, right, DiffOptions(Level(level), tuple(ignore)))
