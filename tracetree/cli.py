@@ -4,18 +4,26 @@ turns the library's errors into exit codes (defined in errors.py)."""
 from __future__ import annotations
 
 import gc
+import gzip
+import importlib
 import sys
+import tempfile
+import zlib
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import IO
+from pathlib import Path
+from types import ModuleType
+from typing import IO, Any
 
 import click
+import orjson
 from rich.console import Console
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
 
 from .build import Forest, build_file
+from .diff import Change, Level, Tree, diff, tree_from_document
 from .dispatch import DEFAULT_TABLE, load_dispatch_table
-from .document import Normalization
+from .document import Normalization, load_document, to_document
 from .errors import EXIT_FINDINGS, EXIT_INPUT, EXIT_OK, InputError, TracetreeError
 from .events import input_size
 from .render.text import safe_text
@@ -209,3 +217,272 @@ def _emit(forest: Forest, fmt: str, output: str, normalization: Normalization) -
     else:
         with open(output, "wb") as handle:
             _write(handle, data)
+
+
+# -- diff ----------------------------------------------------------------------------------------
+
+DIFF_FORMATS = ("text", "json", "github", "markdown")
+
+DIFF_HELP = """Compare two trace trees and say what moved, appeared, disappeared or changed, worded
+as a reviewer would.
+
+EXPECTED and ACTUAL are each a tree document (`tracetree build --format json`), a TailEvent
+stream (JSON Lines, `.gz`, one JSON array of events, or `-` for stdin: built first, as `build`
+builds it), or a workerd-style shape (nested `{key, children}` nodes, as workerd's
+tail-worker-test asserts them). Invocations are matched by what they are (trigger, entrypoint,
+script, where they hang, the spans they hold), never by ids or timestamps; a moved subtree is
+one move.
+
+\b
+Examples:
+  tracetree diff expected.json actual.json                   # a report, in colour on a terminal
+  tracetree diff expected.json events.jsonl                  # a raw stream is built first
+  tracetree diff expected.json actual.json --format json     # the changes, for machines
+  tracetree diff expected.json actual.json --format github   # ::error annotations in a workflow
+  tracetree diff expected.json actual.json --format markdown # a block for a pull request comment
+  tracetree diff a.json b.json --level invocation            # only how invocations hang together
+  tracetree diff a.json b.json --ignore 'attributes.http.*' --ignore events.log
+  tracetree diff shape.json events.jsonl --keys keys.json    # against a workerd test's shape
+
+\b
+Change kinds (as --format json names them):
+  invocation-moved     hangs under another caller or span than expected: from where to where
+  invocation-added     only in ACTUAL, with everything below it
+  invocation-removed   only in EXPECTED, with everything below it
+  resolution-changed   how sure a link is (exact → ambiguous); not compared across resolvers
+  onset-changed        a field of an invocation's onset (field onset.NAME)
+  outcome-changed      an invocation's or a span's outcome (field outcome)
+  span-added           a span only in ACTUAL
+  span-removed         a span only in EXPECTED
+  span-renamed         same place among its siblings, another name
+  attribute-added      a span attribute only in ACTUAL (field attributes.NAME)
+  attribute-removed    a span attribute only in EXPECTED
+  attribute-changed    old → new
+  event-added          a log, exception or other event only in ACTUAL (field events.log, …)
+  event-removed        one only in EXPECTED
+  event-changed        the same kind of event, at the same rank, reading differently
+
+--level invocation counts the invocation kinds only, span adds the span kinds, full (the
+default) counts all. --ignore GLOB drops changes whose field matches GLOB, or whose field's
+first part does (`--ignore attributes` drops every attribute change).
+
+\b
+Exit codes: 0 no differences; 1 differences; 2 bad input.
+"""
+
+
+@main.command("diff", help=DIFF_HELP, short_help="Compare two trace trees; exit 1 when they differ.")
+@click.argument("expected", metavar="EXPECTED")
+@click.argument("actual", metavar="ACTUAL")
+@click.option("--format", "fmt", type=click.Choice(DIFF_FORMATS), default="text", show_default=True,
+              help="text: a report for people; json: the changes; github: workflow annotations; "
+              "markdown: a block for a pull request comment.")
+@click.option("--level", type=click.Choice([level.value for level in Level]), default=Level.FULL.value,
+              show_default=True, help="What counts: how invocations hang together (invocation), and "
+              "the spans in them (span), and attributes, outcomes, events and link resolutions (full).")
+@click.option("--ignore", "ignore", multiple=True, metavar="GLOB",
+              help="Do not count changes to fields matching GLOB (repeatable): 'attributes.http.*', "
+              "events.log, outcome, resolution.")
+@click.option("--keys", type=click.Path(dir_okay=False), default=None,
+              help="With a shape on either side, which invocation each key names: "
+              '{"key": {"info.type": "jsrpc", "attributes.jsrpc.method": "getCounter"}, ...}, or a '
+              "workerd fixtures file {key: [events]}. Without it, a key is the invocation's label.")
+@click.option("-o", "--output", type=click.Path(dir_okay=False, writable=True, allow_dash=True),
+              default="-", show_default=True, help="Write the report here.")
+@click.option("-q", "--quiet", is_flag=True, help="No summary or notes on stderr.")
+def diff_command(
+    expected: str,
+    actual: str,
+    fmt: str,
+    level: str,
+    ignore: tuple[str, ...],
+    keys: str | None,
+    output: str,
+    quiet: bool,
+) -> None:
+    gc.disable()  # a one-shot process, as in build
+    if expected == "-" and actual == "-":
+        raise click.UsageError("EXPECTED and ACTUAL cannot both be stdin (-).")
+    notes: list[str] = []
+    changes: list[Change] = []
+    try:
+        # Options are checked before any input is read, as in build.
+        rules = _shapes_module(keys, "reading key rules").load_key_rules(keys) if keys else None
+        left, right = _load_tree(expected, quiet), _load_tree(actual, quiet)
+        if not (left.has_spans and right.has_spans):
+            # A shape names invocations by key: the other side's invocations get keys too.
+            shapes = _shapes_module(expected if not left.has_spans else actual, "reading a shape")
+            for tree in (left, right):
+                shapes.assign_keys(tree, rules)
+        elif keys:
+            notes.append("--keys is used only when a side is a shape: ignored")
+        if level == Level.FULL and left.resolver and right.resolver and left.resolver != right.resolver:
+            notes.append(f"{_shown(expected)} was linked by the {left.resolver} resolver and "
+                         f"{_shown(actual)} by the {right.resolver} one: link resolutions not compared")
+        changes = diff(left, right, level=level, ignore=ignore)
+        _emit_diff(changes, fmt, output, expected, actual, level, ignore)
+    except TracetreeError as error:
+        _error(str(error))
+        sys.exit(EXIT_INPUT)
+    except BrokenPipeError:
+        sys.stderr.close()  # `| head`: the reader left; the exit code still tells the answer
+        sys.exit(EXIT_FINDINGS if changes else EXIT_OK)
+
+    if not quiet:
+        for note in notes:
+            click.echo(f"note: {safe_text(note)}", err=True)
+        if fmt != "text" or output != "-":  # a text report on stdout ends with the count already
+            from .render.diff import count_line, no_differences
+
+            summary = count_line(changes) if changes else no_differences(expected, actual)
+            click.echo(summary, err=True)
+    if changes:
+        sys.exit(EXIT_FINDINGS)
+
+
+def _shown(name: str) -> str:
+    return "stdin" if name == "-" else name
+
+
+def _emit_diff(
+    changes: list[Change], fmt: str, output: str, expected: str, actual: str, level: str,
+    ignore: tuple[str, ...],
+) -> None:
+    from .render import diff as render
+
+    if fmt == "text":
+        report = render.render_diff_text(changes, expected_name=expected, actual_name=actual)
+        if output == "-":
+            console = Console(highlight=False)
+            # Wrapped on a terminal; unbroken lines for a pipe or a CI log, where grep finds them.
+            console.print(report, soft_wrap=not console.is_terminal)
+        else:
+            with open(output, "w", encoding="utf-8") as handle:
+                Console(file=handle, highlight=False, color_system=None).print(report, soft_wrap=True)
+        return
+    if fmt == "json":
+        data = render.render_diff_json(changes, expected_name=expected, actual_name=actual,
+                                       level=level, ignore=ignore)
+    elif fmt == "github":
+        data = render.render_diff_github(changes).encode()
+    else:
+        data = render.render_diff_markdown(changes, expected_name=expected, actual_name=actual).encode()
+    if output == "-":
+        _write(sys.stdout.buffer, data)
+        sys.stdout.buffer.flush()
+    else:
+        with open(output, "wb") as handle:
+            _write(handle, data)
+
+
+# What each side of a diff can be, told apart by its content, not its name.
+_STREAM = object()  # not one JSON value: JSON Lines (or nothing at all)
+
+
+def _load_tree(name: str, quiet: bool) -> Tree:
+    """EXPECTED or ACTUAL as a comparable tree: a tree document, a shape, or an event stream built.
+
+    A JSON object with `format` (or `traces`) is a document, checked as load_document checks
+    it; a JSON array or object of `{key, children}` nodes is a shape; anything else is read as
+    TailEvents, by the same reader as build.
+    """
+    data, rewritten = _read_input(name)
+    value = _parse_whole(name, data)
+    if isinstance(value, dict) and ("format" in value or "traces" in value):
+        with _as_file(name, data if rewritten else None) as path:
+            return tree_from_document(load_document(path), name)
+    if isinstance(value, (list, dict)) and _is_shape(name, value):
+        return _shapes_module(name, "reading a shape").tree_from_shape(value, name)
+    del value
+    # build_file reads files (and .gz) itself; only stdin, already read, needs a copy.
+    with _as_file(name, data if name == "-" else None) as path:
+        del data
+        with _progress([path], not quiet) as progress:
+            forest = build_file(path, progress=progress)
+    return tree_from_document(to_document(forest), name)
+
+
+def _read_input(name: str) -> tuple[bytes, bool]:
+    """The bytes of a file or stdin, gunzipped, without a BOM; and whether they differ from the file's."""
+    try:
+        data = sys.stdin.buffer.read() if name == "-" else Path(name).read_bytes()
+    except OSError as exc:
+        raise InputError(name, None, f"cannot read: {exc.strerror or exc}") from None
+    rewritten = name == "-"
+    if data[:2] == b"\x1f\x8b":
+        try:
+            data, rewritten = gzip.decompress(data), True
+        except (OSError, EOFError, zlib.error) as exc:
+            raise InputError(name, None, f"not a readable gzip file: {exc}") from None
+    if data.startswith(b"\xef\xbb\xbf"):
+        data, rewritten = data[3:], True
+    return data, rewritten
+
+
+def _parse_whole(name: str, data: bytes) -> Any:
+    """The file as one JSON value, or _STREAM when it reads as JSON Lines instead.
+
+    A file whose first line is not JSON by itself, and that is not one JSON value either, is a
+    broken JSON file (a document cut short): say where it breaks, not that line 1 is bad.
+    """
+    try:
+        return orjson.loads(data)
+    except orjson.JSONDecodeError as exc:
+        first = next((line for line in data.splitlines() if line.strip()), None)
+        try:
+            if first is not None:
+                orjson.loads(first)
+            return _STREAM
+        except orjson.JSONDecodeError:
+            line = data.count(b"\n", 0, exc.pos) + 1
+            raise InputError(name, line, f"malformed JSON: {str(exc).split(':', 1)[0]}") from None
+
+
+@contextmanager
+def _as_file(name: str, data: bytes | None) -> Iterator[str]:
+    """A path holding `name`'s content: the file itself, or a temporary copy of `data` (stdin,
+    gunzipped). Errors about the copy name `name`."""
+    if data is None:
+        yield name
+        return
+    with tempfile.TemporaryDirectory(prefix="tracetree-") as folder:
+        path = str(Path(folder) / "input")
+        Path(path).write_bytes(data)
+        del data  # the copy on disk is what is read from here on
+        try:
+            yield path
+        except InputError as error:
+            if error.path != path:
+                raise
+            raise InputError(name, error.line, error.detail, error.column) from None
+
+
+def _is_shape(name: str, value: Any) -> bool:
+    """Whether a JSON value is a workerd-style shape, by tracetree.shapes when it is there."""
+    try:
+        shapes = _shapes_module(name, "reading a shape")
+    except InputError:
+        if _looks_like_shape(value):
+            raise
+        return False
+    return bool(shapes.is_shape(value))
+
+
+def _looks_like_shape(value: Any) -> bool:
+    """A rough is_shape for when tracetree.shapes is missing: enough to say why a file is refused."""
+    nodes = value if isinstance(value, list) else [
+        node for nodes in value.values() if isinstance(nodes, list) for node in nodes]
+    return bool(nodes) and all(isinstance(node, dict) and "key" in node and "event" not in node
+                               for node in nodes)
+
+
+def _shapes_module(name: str, what: str) -> ModuleType:
+    """tracetree.shapes, imported only when needed: it lands apart from diff, and until it does
+    the rest of diff works and a shape gets a clear error instead of a traceback."""
+    try:
+        return importlib.import_module("tracetree.shapes")
+    except ModuleNotFoundError as error:
+        if error.name != "tracetree.shapes":
+            raise
+        raise InputError(name, None, f"{what} needs tracetree.shapes, which this tracetree does not "
+                                     "have yet") from None
