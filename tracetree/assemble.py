@@ -7,6 +7,7 @@ stream has it), then by a stable content key, never by random ids.
 
 from __future__ import annotations
 
+import hashlib
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -142,8 +143,7 @@ def assemble_trace(trace: Trace, links: dict[str, Link], ranks: dict[str, int] |
     # Siblings by time, then content, then the shape of everything below them: only truly
     # identical subtrees are left in input order, and for those the order changes nothing.
     signatures: dict[int, str] = {}
-    for node in roots:
-        _sign_invocation(node, signatures)
+    _sign_all(roots, signatures)
 
     def sibling_key(node: InvocationNode) -> tuple:
         invocation = node.invocation
@@ -169,28 +169,37 @@ def _host_owner(
     return None if owner is node else owner
 
 
-def _sign_invocation(node: InvocationNode, signatures: dict[int, str]) -> str:
-    """A canonical string of what the invocation and everything below it hold: no ids, no clocks."""
-    invocation = node.invocation
-    outcome = (invocation.outcome or {}).get("outcome")
-    parts = [repr(content_key(invocation)), node.link.resolution.value, repr(outcome),
-             _stable(invocation.trigger)]
-    for span_node in ([node.top] if node.top else []) + node.loose:
-        parts.append(_sign_span(span_node, signatures))
-    signature = "(" + ",".join(parts) + ")"
-    signatures[id(node)] = signature
-    return signature
+def _sign_all(roots: list[InvocationNode], signatures: dict[int, str]) -> None:
+    """A digest of what each invocation and everything below it hold: no ids, no clocks.
 
-
-def _sign_span(node: SpanNode, signatures: dict[int, str]) -> str:
-    span = node.span
-    parts = [repr(span.name), _stable(span.attributes), str(span.outcome)]
-    # Attributes events are already in span.attributes, where volatile values are left out.
-    parts.extend(_stable(body) for event in span.events
-                 if (body := event.get("event") or {}).get("type") != "attributes")
-    parts.extend(_sign_span(child, signatures) for child in node.spans)
-    parts.extend(sorted(_sign_invocation(callee, signatures) for callee in node.callees))
-    return "[" + ",".join(parts) + "]"
+    Iterative, children before parents: a call chain can be deeper than Python's recursion
+    limit, and digests keep each signature small however much lies below."""
+    order: list[InvocationNode | SpanNode] = []
+    stack: list[InvocationNode | SpanNode] = list(roots)
+    while stack:
+        node = stack.pop()
+        order.append(node)
+        if isinstance(node, InvocationNode):
+            stack.extend(([node.top] if node.top else []) + node.loose)
+        else:
+            stack.extend(node.spans)
+            stack.extend(node.callees)
+    for node in reversed(order):
+        if isinstance(node, InvocationNode):
+            invocation = node.invocation
+            outcome = (invocation.outcome or {}).get("outcome")
+            parts = [repr(content_key(invocation)), node.link.resolution.value, repr(outcome),
+                     _stable(invocation.trigger)]
+            parts.extend(signatures[id(span)] for span in ([node.top] if node.top else []) + node.loose)
+        else:
+            span = node.span
+            parts = [repr(span.name), _stable(span.attributes), str(span.outcome)]
+            # Attributes events are already in span.attributes, where volatile values are left out.
+            parts.extend(_stable(body) for event in span.events
+                         if (body := event.get("event") or {}).get("type") != "attributes")
+            parts.extend(signatures[id(child)] for child in node.spans)
+            parts.extend(sorted(signatures[id(callee)] for callee in node.callees))
+        signatures[id(node)] = hashlib.blake2b("\x1f".join(parts).encode(), digest_size=16).hexdigest()
 
 
 def _stable(mapping: dict[str, Any]) -> str:
@@ -199,10 +208,33 @@ def _stable(mapping: dict[str, Any]) -> str:
     for key in sorted(mapping):
         value = None if key in VOLATILE_FIELDS else mapping[key]
         if isinstance(value, (dict, list)):
-            value = orjson.dumps(value, option=orjson.OPT_SORT_KEYS, default=str)
+            try:
+                value = orjson.dumps(value, option=orjson.OPT_SORT_KEYS, default=str)
+            except TypeError:  # nested deeper than orjson goes (a log message can be)
+                value = _flat(value)
         text = repr(value)
         items.append(f"{key}={text if len(text) <= 64 else zlib.crc32(text.encode())}")
     return "{" + ";".join(items) + "}"
+
+
+def _flat(value: Any) -> str:
+    """A stable text of a value of any depth, without recursion."""
+    tokens: list[str] = []
+    stack: list[Any] = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, dict):
+            tokens.append("{")
+            stack.append("}")
+            for key in sorted(item, reverse=True):
+                stack.extend((item[key], f"{key}:"))
+        elif isinstance(item, list):
+            tokens.append("[")
+            stack.append("]")
+            stack.extend(reversed(item))
+        else:
+            tokens.append(repr(item))
+    return ",".join(tokens)
 
 
 def assemble(forest: Forest) -> list[TraceNode]:

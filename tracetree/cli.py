@@ -241,7 +241,7 @@ Examples:
   tracetree diff expected.json actual.json --format github   # ::error annotations in a workflow
   tracetree diff expected.json actual.json --format markdown # a block for a pull request comment
   tracetree diff a.json b.json --level invocation            # only how invocations hang together
-  tracetree diff a.json b.json --ignore 'attributes.http.*' --ignore events.log
+  tracetree diff a.json b.json --ignore 'attributes.http.*' --ignore logs
   tracetree diff shape.json events.jsonl --keys keys.json    # against a workerd test's shape
 
 \b
@@ -258,7 +258,7 @@ Change kinds (as --format json names them):
   attribute-added      a span attribute only in ACTUAL (field attributes.NAME)
   attribute-removed    a span attribute only in EXPECTED
   attribute-changed    old → new
-  event-added          a log, exception or other event only in ACTUAL (field events.log, …)
+  event-added          a log, exception or other event only in ACTUAL (field logs, exceptions, events.…)
   event-removed        one only in EXPECTED
   event-changed        the same kind of event, at the same rank, reading differently
 
@@ -282,7 +282,7 @@ Exit codes: 0 no differences; 1 differences; 2 bad input.
               "the spans in them (span), and attributes, outcomes, events and link resolutions (full).")
 @click.option("--ignore", "ignore", multiple=True, metavar="GLOB",
               help="Do not count changes to fields matching GLOB (repeatable): 'attributes.http.*', "
-              "events.log, outcome, resolution.")
+              "logs, exceptions, outcome, resolution.")
 @click.option("--keys", type=click.Path(dir_okay=False), default=None,
               help="With a shape on either side, which invocation each key names: "
               '{"key": {"info.type": "jsrpc", "attributes.jsrpc.method": "getCounter"}, ...}, or a '

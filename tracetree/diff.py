@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import enum
 import fnmatch
+import hashlib
+import json
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -21,6 +23,7 @@ import numpy as np
 import orjson
 from scipy.optimize import linear_sum_assignment
 
+from .depth import deep_trees
 from .fields import CLOCK_FIELDS
 
 
@@ -81,8 +84,8 @@ class Change:
     """One difference: its kind, where it is (a readable path), and the value before and after.
 
     `field` names what changed as a dotted path (`attributes.http.request.method`, `outcome`,
-    `events.log`, `resolution`, `onset.entrypoint`, or `invocation` / `span` for structure);
-    `--ignore GLOB` matches it.
+    `logs`, `exceptions`, `events.diagnosticChannel`, `resolution`, `onset.entrypoint`, or
+    `invocation` / `span` for structure); `--ignore GLOB` matches it.
     """
 
     path: str
@@ -93,7 +96,16 @@ class Change:
 
     def mirrored(self) -> Change:
         """The same change seen from the other side (actual as expected and back)."""
-        return Change(self.path, _MIRROR.get(self.kind, self.kind), self.field, self.after, self.before)
+        path = self.path
+        if self.kind is ChangeKind.INVOCATION_MOVED and isinstance(self.before, str):
+            # A move is named where the invocation is now: seen from the other side, that is
+            # where it was.
+            label = path.rsplit(SEPARATOR, 1)[-1]
+            path = f"{_place_path(self.before)}{SEPARATOR}{label}"
+        elif self.kind is ChangeKind.SPAN_RENAMED and isinstance(self.before, str):
+            # Named by its new label: from the other side, by its old one.
+            path = f"{path.rsplit(SEPARATOR, 1)[0]}{SEPARATOR}{self.before}"
+        return Change(path, _MIRROR.get(self.kind, self.kind), self.field, self.after, self.before)
 
     def to_json(self) -> dict[str, Any]:
         return {"kind": self.kind.value, "path": self.path, "field": self.field,
@@ -166,9 +178,10 @@ def tree_from_document(document: dict[str, Any], source: str = "") -> Tree:
     """The comparable tree of a canonical tree document."""
     invocations: list[InvocationNode] = []
     labelled = frozenset(document.get("normalized") or ()) - CLOCK_FIELDS
-    for number, trace in enumerate(document.get("traces", []), start=1):
-        for root in trace.get("roots", []):
-            _read_invocation(root, number, None, invocations, labelled)
+    with deep_trees(f"cannot read {source or 'the document'}"):
+        for number, trace in enumerate(document.get("traces", []), start=1):
+            for root in trace.get("roots", []):
+                _read_invocation(root, number, None, invocations, labelled)
     resolver = (document.get("summary") or {}).get("resolver")
     return finish_tree(Tree(invocations, True, source, resolver, labelled))
 
@@ -241,9 +254,12 @@ def _number_spans(node: InvocationNode) -> None:
 
 
 def _walk_spans(span: SpanNode) -> Iterator[SpanNode]:
-    yield span
-    for child in span.spans:
-        yield from _walk_spans(child)
+    """The span and every span below it, parents before children, siblings in order."""
+    stack = [span]
+    while stack:
+        current = stack.pop()
+        yield current
+        stack.extend(reversed(current.spans))
 
 
 def invocation_kind(onset: dict[str, Any], top_attributes: dict[str, Any]) -> tuple[str, ...]:
@@ -286,34 +302,48 @@ def invocation_label(kind: tuple[str, ...]) -> str:
 
 
 def _canonical(value: Any) -> str:
-    return orjson.dumps(value, option=orjson.OPT_SORT_KEYS, default=str).decode()
+    """Canonical JSON text of a value, however deeply nested (a log message can be)."""
+    try:
+        return orjson.dumps(value, option=orjson.OPT_SORT_KEYS, default=str).decode()
+    except TypeError:  # orjson stops at 255 levels
+        try:
+            return json.dumps(value, sort_keys=True, default=str, ensure_ascii=False)
+        except RecursionError:
+            return repr(value)
+
+
+def _digest(value: Any) -> str:
+    """A fixed-size stand-in for a subtree: nesting callee signatures verbatim would grow them
+    with every level of calls (and re-escape them at each)."""
+    return hashlib.blake2b(_canonical(value).encode(), digest_size=16).hexdigest()
 
 
 def finish_tree(tree: Tree) -> Tree:
     """Signatures (what is below) and contexts (what is above) of every invocation: call it on
     a Tree built by hand (shapes.py does) before comparing it."""
     for node in reversed(tree.invocations):  # callees come after their callers: bottom-up
-        node.signature = _canonical([node.kind, node.outcome, _span_signature(node.top)])
-    for node in tree.invocations:  # top-down
-        node.context = _canonical(_context(node))
+        node.signature = _digest([node.kind, node.outcome, _span_signature(node.top)])
+    for node in tree.invocations:  # top-down: a caller's context is known before its callees'
+        caller = node.caller
+        if caller is None or caller.owner is None:
+            node.context = ""
+        else:
+            node.context = _digest([caller.owner.context, caller.owner.kind, caller.label])
     return tree
 
 
 def _span_signature(span: SpanNode | None) -> Any:
     if span is None:
         return None
-    return [span.name, span.attributes, span.outcome, span.events,
-            [_span_signature(child) for child in span.spans],
-            sorted(callee.signature for callee in span.callees)]
-
-
-def _context(node: InvocationNode) -> list[Any]:
-    chain: list[Any] = []
-    caller = node.caller
-    while caller is not None and caller.owner is not None:
-        chain.append([caller.owner.kind, caller.label])
-        caller = caller.owner.caller
-    return chain
+    # Iterative: spans can nest deeper than Python's recursion allows.
+    signatures: dict[int, Any] = {}
+    for current in reversed(list(_walk_spans(span))):
+        signatures[id(current)] = [
+            current.name, current.attributes, current.outcome, current.events,
+            [signatures[id(child)] for child in current.spans],
+            sorted(callee.signature for callee in current.callees),
+        ]
+    return _digest(signatures[id(span)])
 
 
 # -- matching ------------------------------------------------------------------------------------
@@ -322,48 +352,127 @@ def _context(node: InvocationNode) -> list[Any]:
 def match_invocations(expected: Tree, actual: Tree) -> dict[int, InvocationNode]:
     """Pair the invocations of two trees: id(expected node) → actual node.
 
-    Pass 1 pairs invocations identical in kind, context and everything below them (the bulk
-    of two similar trees, in linear time). Pass 2 pairs the rest kind by kind, by the best
-    total similarity (an assignment), so that one extra sibling among look-alikes reads as
-    one addition, not as a cascade of changes.
+    In passes, each followed by pairing what hangs below new pairs (callees of one kind under
+    spans of one name, by best fit), so that a subtree is matched from its top:
+    1. invocations identical in kind, context and everything below them (the bulk of two
+       similar trees, in linear time);
+    2. roots of one kind;
+    3. subtrees identical below their top but hung elsewhere (moves);
+    4. the rest, kind by kind, by the best total similarity (an assignment), so that one extra
+       sibling among look-alikes reads as one addition, not as a cascade of changes.
     """
-    pairs: dict[int, InvocationNode] = {}
-    exact: dict[tuple[str, str], list[InvocationNode]] = defaultdict(list)
-    for node in actual.invocations:
-        exact[(node.context, node.signature)].append(node)
-    left: list[InvocationNode] = []
-    for node in expected.invocations:
-        bucket = exact.get((node.context, node.signature))
-        if bucket:
-            pairs[id(node)] = bucket.pop(0)
+    return _Matcher(expected, actual).run()
+
+
+class _Matcher:
+    def __init__(self, expected: Tree, actual: Tree) -> None:
+        self.expected, self.actual = expected, actual
+        self.pairs: dict[int, InvocationNode] = {}
+        self.taken: set[int] = set()
+        self.by_key = not expected.has_spans or not actual.has_spans
+
+    def run(self) -> dict[int, InvocationNode]:
+        exact: dict[tuple[str, str], list[InvocationNode]] = defaultdict(list)
+        for node in self.actual.invocations:
+            exact[(node.context, node.signature)].append(node)
+        for node in self.expected.invocations:
+            bucket = exact.get((node.context, node.signature))
+            while bucket and id(bucket[0]) in self.taken:
+                bucket.pop(0)
+            if bucket:
+                self._pair(node, bucket.pop(0))
+        index = {id(node): node for node in self.expected.invocations}
+        self._descend((index[key], partner) for key, partner in self.pairs.items())
+        roots = [(self._free(self.expected, root=True), self._free(self.actual, root=True))]
+        self._descend(self._assign_by_kind(*roots[0]))
+        self._descend(self._moved_subtrees())
+        for _ in range(2):  # a second round lets callees follow callers paired in the first
+            self._descend(self._assign_by_kind(self._free(self.expected), self._free(self.actual)))
+        return self.pairs
+
+    def _pair(self, a: InvocationNode, b: InvocationNode) -> None:
+        self.pairs[id(a)] = b
+        self.taken.add(id(b))
+
+    def _free(self, tree: Tree, *, root: bool = False) -> list[InvocationNode]:
+        mine = tree is self.expected
+        return [node for node in tree.invocations
+                if (id(node) not in self.pairs if mine else id(node) not in self.taken)
+                and (not root or node.caller is None)]
+
+    def _kind(self, node: InvocationNode, mine: Tree) -> tuple[str, ...]:
+        theirs = self.actual if mine is self.expected else self.expected
+        return _match_kind(node, mine, theirs)
+
+    def _descend(self, queue: Iterable[tuple[InvocationNode, InvocationNode]]) -> None:
+        """Pair the callees of paired invocations, top-down: same kind, under same-named spans."""
+        work = list(queue)
+        while work:
+            a, b = work.pop()
+            left = self._callees(a, self.expected, lambda n: id(n) not in self.pairs)
+            right = self._callees(b, self.actual, lambda n: id(n) not in self.taken)
+            for group, lefts in left.items():
+                rights = right.get(group)
+                if rights:
+                    work.extend(self._assign(lefts, rights))
+
+    def _callees(self, node: InvocationNode, tree: Tree, free: Callable[[InvocationNode], bool]
+                 ) -> dict[tuple[Any, ...], list[InvocationNode]]:
+        groups: dict[tuple[Any, ...], list[InvocationNode]] = defaultdict(list)
+        if node.top is None:
+            return groups
+        for span in _walk_spans(node.top):
+            for callee in span.callees:
+                if free(callee):
+                    where = "" if self.by_key else span.label
+                    groups[(where, *self._kind(callee, tree))].append(callee)
+        return groups
+
+    def _assign_by_kind(self, lefts: list[InvocationNode], rights: list[InvocationNode]
+                        ) -> list[tuple[InvocationNode, InvocationNode]]:
+        by_left: dict[tuple[str, ...], list[InvocationNode]] = defaultdict(list)
+        by_right: dict[tuple[str, ...], list[InvocationNode]] = defaultdict(list)
+        for node in lefts:
+            by_left[self._kind(node, self.expected)].append(node)
+        for node in rights:
+            by_right[self._kind(node, self.actual)].append(node)
+        new: list[tuple[InvocationNode, InvocationNode]] = []
+        for kind, group in by_left.items():
+            if by_right.get(kind):
+                new.extend(self._assign(group, by_right[kind]))
+        return new
+
+    def _assign(self, lefts: list[InvocationNode], rights: list[InvocationNode]
+                ) -> list[tuple[InvocationNode, InvocationNode]]:
+        """Best total similarity between two groups of one kind (an assignment)."""
+        if len(lefts) == 1 and len(rights) == 1:
+            pairs = [(lefts[0], rights[0])]
         else:
-            left.append(node)
-    taken = {id(node) for node in pairs.values()}
-    right = [node for node in actual.invocations if id(node) not in taken]
-    previous = pairs
-    by_key = not expected.has_spans or not actual.has_spans
-    by_kind_left: dict[tuple[str, ...], list[InvocationNode]] = defaultdict(list)
-    by_kind_right: dict[tuple[str, ...], list[InvocationNode]] = defaultdict(list)
-    for node in left:
-        by_kind_left[_match_kind(node, expected, actual)].append(node)
-    for node in right:
-        by_kind_right[_match_kind(node, actual, expected)].append(node)
-    # Twice: the first round pairs callers, the second lets their callees follow them (the
-    # similarity rewards a callee whose caller is paired with the other's caller).
-    settled = dict(pairs)
-    for _ in range(2):
-        pairs = dict(settled)
-        for kind, lefts in by_kind_left.items():
-            rights = by_kind_right.get(kind, [])
-            if not rights:
-                continue
-            similarity = _key_similarity if by_key else _similarity
-            matrix = np.array([[similarity(a, b, previous) for b in rights] for a in lefts])
+            similarity = _key_similarity if self.by_key else _similarity
+            matrix = np.array([[similarity(a, b, self.pairs) for b in rights] for a in lefts])
             rows, columns = linear_sum_assignment(matrix, maximize=True)
-            for row, column in zip(rows, columns, strict=True):
-                pairs[id(lefts[row])] = rights[column]
-        previous = pairs
-    return pairs
+            pairs = [(lefts[row], rights[column]) for row, column in zip(rows, columns, strict=True)]
+        for a, b in pairs:
+            self._pair(a, b)
+        return pairs
+
+    def _moved_subtrees(self) -> list[tuple[InvocationNode, InvocationNode]]:
+        """Unpaired invocations whose whole subtree is identical on both sides: the same thing,
+        hung elsewhere. Tops first (tree order), so a moved subtree pairs from its top."""
+        by_signature: dict[str, list[InvocationNode]] = defaultdict(list)
+        for node in self._free(self.actual):
+            by_signature[node.signature].append(node)
+        new = []
+        for node in self._free(self.expected):
+            bucket = by_signature.get(node.signature)
+            while bucket and id(bucket[0]) in self.taken:
+                bucket.pop(0)
+            if bucket and id(node) not in self.pairs:
+                partner = bucket.pop(0)
+                self._pair(node, partner)
+                new.append((node, partner))
+                self._descend([(node, partner)])
+        return new
 
 
 def _match_kind(node: InvocationNode, mine: Tree, theirs: Tree) -> tuple[str, ...]:
@@ -441,6 +550,14 @@ def diff_trees(expected: Tree, actual: Tree, options: DiffOptions = DiffOptions(
     changes: list[Change] = []
     span_pairs: dict[int, SpanNode] = {}
     compare_spans = expected.has_spans and actual.has_spans
+    # Paths read in the actual tree's trace numbers; a trace only expected says so.
+    numbers = {a.trace: b.trace for a in expected.invocations if a.caller is None
+               for b in [pairs.get(id(a))] if b is not None and b.caller is None}
+
+    def before(node: InvocationNode, span: SpanNode | None = None) -> str:
+        return path_of(node, span, lambda n: f"trace {numbers[n]}" if n in numbers
+                       else f"expected trace {n}")
+
     for a in expected.invocations:
         b = pairs.get(id(a))
         if b is not None and compare_spans and a.top is not None and b.top is not None:
@@ -449,12 +566,13 @@ def diff_trees(expected: Tree, actual: Tree, options: DiffOptions = DiffOptions(
         b = pairs.get(id(a))
         if b is None:
             if a.caller is None or id(a.caller.owner) in pairs:
-                changes.append(Change(path_of(a), ChangeKind.INVOCATION_REMOVED, "invocation",
+                changes.append(Change(before(a), ChangeKind.INVOCATION_REMOVED, "invocation",
                                       _subtree_summary(a), None))
             continue
-        moved = _moved(a, b, pairs, span_pairs, compare_spans)
-        if moved is not None:
-            changes.append(moved)
+        if _moved(a, b, pairs, span_pairs, compare_spans):
+            where = f"trace {numbers.get(a.trace, a.trace)} (a root)" if a.caller is None else \
+                before(a.caller.owner, a.caller) if a.caller.owner else "?"
+            changes.append(Change(path_of(b), ChangeKind.INVOCATION_MOVED, "invocation", where, _place(b)))
         if compare_spans:
             changes.extend(_compare_invocation(a, b, span_pairs, same_resolver))
     for b in actual.invocations:
@@ -463,23 +581,39 @@ def diff_trees(expected: Tree, actual: Tree, options: DiffOptions = DiffOptions(
         if b.caller is None or id(b.caller.owner) in reverse:
             changes.append(Change(path_of(b), ChangeKind.INVOCATION_ADDED, "invocation", None,
                                   _subtree_summary(b)))
-    return sorted(change for change in changes if options.counts(change))
+    return sorted((change for change in changes if options.counts(change)), key=_reading_order)
+
+
+def _reading_order(change: Change) -> tuple[Any, ...]:
+    """Trace 2 before trace 10: paths sorted with their trace numbers as numbers."""
+    head, _, rest = change.path.partition(" › ")
+    words = head.split()
+    number = int(words[-1]) if words and words[-1].isdigit() else 0
+    return (head.startswith("expected"), number, rest, change.kind.value, change.field)
 
 
 def _moved(
     a: InvocationNode, b: InvocationNode, pairs: dict[int, InvocationNode],
     span_pairs: dict[int, SpanNode], compare_spans: bool,
-) -> Change | None:
-    """A change if b hangs somewhere else than a: under another caller, or another span of it."""
+) -> bool:
+    """Whether b hangs somewhere else than a: under another caller, or another span of it."""
     if a.caller is None and b.caller is None:
-        return None
+        return False
     if a.caller is not None and b.caller is not None:
         same_owner = pairs.get(id(a.caller.owner)) is b.caller.owner
         same_span = not compare_spans or span_pairs.get(id(a.caller)) is b.caller
         if same_owner and same_span:
-            return None
-    return Change(path_of(b), ChangeKind.INVOCATION_MOVED, "invocation",
-                  _place(a), _place(b))
+            return False
+    return True
+
+
+SEPARATOR = " › "
+_ROOT = " (a root)"
+
+
+def _place_path(place: str) -> str:
+    """The path of a place a move names: a span, or `trace N (a root)`."""
+    return place[: -len(_ROOT)] if place.endswith(_ROOT) else place
 
 
 def _place(node: InvocationNode) -> str:
@@ -488,7 +622,10 @@ def _place(node: InvocationNode) -> str:
     return path_of(node.caller.owner, node.caller) if node.caller.owner else "?"
 
 
-def path_of(node: InvocationNode | None, span: SpanNode | None = None) -> str:
+def path_of(
+    node: InvocationNode | None, span: SpanNode | None = None,
+    trace_name: Callable[[int], str] = lambda number: f"trace {number}",
+) -> str:
     """`trace 2 › fetch GET /api › jsRpcCall#3 › jsrpc getCounter`: callers and dispatch spans."""
     parts: list[str] = []
     if span is not None and not span.synthetic:
@@ -497,7 +634,7 @@ def path_of(node: InvocationNode | None, span: SpanNode | None = None) -> str:
     while current is not None:
         parts.append(current.label)
         if current.caller is None or current.caller.owner is None:
-            parts.append(f"trace {current.trace}")
+            parts.append(trace_name(current.trace))
             break
         if not current.caller.synthetic:
             parts.append(current.caller.label)
@@ -526,13 +663,26 @@ def _pair_spans(a: SpanNode, b: SpanNode, pairs: dict[int, SpanNode]) -> None:
         for x, y in zip(children_a, children_b, strict=True):
             _pair_spans(x, y, pairs)
         return
-    matrix = np.array([[_span_similarity(x, y) for y in children_b] for x in children_a])
+    # Namesakes first, by best fit (six jsRpcCall spans and one more: one addition) ...
+    matrix = np.array([[_span_similarity(x, y) if x.name == y.name else -1e6 for y in children_b]
+                       for x in children_a])
     rows, columns = linear_sum_assignment(matrix, maximize=True)
+    paired_a, paired_b = set(), set()
     for row, column in zip(rows, columns, strict=True):
-        x, y = children_a[row], children_b[column]
-        # Spans of other names pair only as a rename: at the same place among their siblings.
-        if x.name == y.name or (row == column and matrix[row, column] > 0):
-            _pair_spans(x, y, pairs)
+        if matrix[row, column] > -1e6:
+            _pair_spans(children_a[row], children_b[column], pairs)
+            paired_a.add(row)
+            paired_b.add(column)
+    # ... then what is left reads as renamed where it sits at the same place: all of it, in
+    # order, when as many spans are left on both sides, else those at the same position.
+    left_a = [i for i in range(len(children_a)) if i not in paired_a]
+    left_b = [i for i in range(len(children_b)) if i not in paired_b]
+    if len(left_a) == len(left_b):
+        renamed = list(zip(left_a, left_b, strict=True))
+    else:
+        renamed = [(i, i) for i in left_a if i in set(left_b)]
+    for i, j in renamed:
+        _pair_spans(children_a[i], children_b[j], pairs)
 
 
 def _span_similarity(a: SpanNode, b: SpanNode) -> float:
@@ -571,7 +721,7 @@ def _compare_span(
     changes: list[Change] = []
     here = path_of(owner_b) if top else path_of(owner_b, b)
     if not top and a.name != b.name:
-        changes.append(Change(here, ChangeKind.SPAN_RENAMED, "span", a.name, b.name))
+        changes.append(Change(here, ChangeKind.SPAN_RENAMED, "span", a.label, b.label))
     for key in sorted(set(a.attributes) | set(b.attributes)):
         before, after = a.attributes.get(key, _MISSING), b.attributes.get(key, _MISSING)
         if before == after:
@@ -587,7 +737,9 @@ def _compare_span(
     for child in a.spans:
         partner = span_pairs.get(id(child))
         if partner is None:
-            changes.append(Change(path_of(owner_a, child), ChangeKind.SPAN_REMOVED, "span", child.name, None))
+            # Named where its invocation is now (it may have moved), by its expected label.
+            removed_at = f"{path_of(owner_b)} › {child.label}"
+            changes.append(Change(removed_at, ChangeKind.SPAN_REMOVED, "span", child.name, None))
             continue
         paired_b.add(id(partner))
         changes.extend(_compare_span(child, partner, owner_a, owner_b, span_pairs))
@@ -610,17 +762,29 @@ def _compare_events(before: list[tuple[str, str]], after: list[tuple[str, str]],
     for kind in sorted({k for k, _ in removed} | {k for k, _ in added}):
         old = [content for k, content in removed if k == kind]
         new = [content for k, content in added if k == kind]
+        name = event_field(kind)
         for x, y in zip(old, new, strict=False):
-            changes.append(Change(here, ChangeKind.EVENT_CHANGED, f"events.{kind}", _load(x), _load(y)))
+            changes.append(Change(here, ChangeKind.EVENT_CHANGED, name, _load(x), _load(y)))
         for x in old[len(new):]:
-            changes.append(Change(here, ChangeKind.EVENT_REMOVED, f"events.{kind}", _load(x), None))
+            changes.append(Change(here, ChangeKind.EVENT_REMOVED, name, _load(x), None))
         for y in new[len(old):]:
-            changes.append(Change(here, ChangeKind.EVENT_ADDED, f"events.{kind}", None, _load(y)))
+            changes.append(Change(here, ChangeKind.EVENT_ADDED, name, None, _load(y)))
     return changes
 
 
+def event_field(event_type: str) -> str:
+    """The field name of an event kind, as `--ignore` takes it: `logs`, `exceptions`, `events.X`."""
+    return {"log": "logs", "exception": "exceptions"}.get(event_type, f"events.{event_type}")
+
+
 def _load(text: str) -> Any:
-    return orjson.loads(text)
+    try:
+        return orjson.loads(text)
+    except orjson.JSONDecodeError:
+        try:
+            return json.loads(text)
+        except (ValueError, RecursionError):
+            return text
 
 
 # -- the public entry point -------------------------------------------------------------------------
@@ -645,12 +809,13 @@ def diff(
     >>> diff(document, document)
     []
     """
-    left = expected if isinstance(expected, Tree) else tree_from_document(expected)
-    right = actual if isinstance(actual, Tree) else tree_from_document(actual)
-    if left.has_spans != right.has_spans:
-        # Against a shape, invocations are known by key: name the other side's invocations by
-        # the key rules (shapes.load_key_rules), or by their labels when none are given.
-        from .shapes import assign_keys
+    with deep_trees("cannot compare"):
+        left = expected if isinstance(expected, Tree) else tree_from_document(expected)
+        right = actual if isinstance(actual, Tree) else tree_from_document(actual)
+        if left.has_spans != right.has_spans:
+            # Against a shape, invocations are known by key: name the other side's invocations by
+            # the key rules (shapes.load_key_rules), or by their labels when none are given.
+            from .shapes import assign_keys
 
-        assign_keys(left if left.has_spans else right, rules)
-    return diff_trees(left, right, DiffOptions(Level(level), tuple(ignore)))
+            assign_keys(left if left.has_spans else right, rules)
+        return diff_trees(left, right, DiffOptions(Level(level), tuple(ignore)))

@@ -18,6 +18,7 @@ import orjson
 
 from .assemble import InvocationNode, SpanNode, TraceNode, assemble
 from .build import Forest
+from .depth import deep_trees
 from .errors import InputError
 from .fields import CLOCK_FIELDS, ID_FAMILIES
 from .links import Link
@@ -530,9 +531,10 @@ def to_document(forest: Forest, *, normalization: Normalization = DEFAULT_NORMAL
     Raises ValueError for a forest built with keep_events=False: its events are gone, and a
     document that silently lost them would compare equal to one that has them.
     """
-    head, traces = _parts(forest, normalization)
-    head["traces"] = list(traces)
-    return head
+    with deep_trees("cannot write the tree document; --format links still works"):
+        head, traces = _parts(forest, normalization)
+        head["traces"] = list(traces)
+        return head
 
 
 def write_document(
@@ -540,6 +542,11 @@ def write_document(
 ) -> None:
     """Write the document's bytes (those of dumps_document(to_document(...))) trace by trace:
     memory holds one trace's part of the document at a time, not the whole of it."""
+    with deep_trees("cannot write the tree document; --format links still works"):
+        _write_parts(forest, out, normalization)
+
+
+def _write_parts(forest: Forest, out: BinaryIO, normalization: Normalization) -> None:
     head, traces = _parts(forest, normalization)
     head["traces"] = []
     text = dumps_document(head)
@@ -566,7 +573,8 @@ def dumps_document(document: dict[str, Any]) -> bytes:
             raise
     # orjson stops at 255 levels of nesting (about 50 chained invocations); a deeper tree still
     # gets a document, in the same layout (integers and strings are written alike).
-    text = json.dumps(document, indent=2, sort_keys=True, ensure_ascii=False)
+    with deep_trees("cannot write the tree document; --format links still works"):
+        text = json.dumps(document, indent=2, sort_keys=True, ensure_ascii=False)
     return text.encode() + b"\n"
 
 

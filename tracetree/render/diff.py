@@ -27,7 +27,7 @@ from .text import Line, clip, safe_text
 DIFF_FORMAT = "tracetree-diff/1"
 
 SEPARATOR = " › "  # between the parts of a path, as diff.path_of writes them
-_TRACE = re.compile(r"trace (\d+)")
+_TRACE = re.compile(r"(?:expected )?trace (\d+)")
 _ROOT = re.compile(r"^(trace \d+) \(a root\)$")
 _DIGITS = re.compile(r"(\d+)")
 _NUMBER = re.compile(r"-?\d+(\.\d+)?([eE][-+]?\d+)?")
@@ -125,6 +125,8 @@ def _sentence(change: Change, subject: str, trace: str) -> list[tuple[str, str]]
             return [*head, (" removed", "verb"), (" (was ", ""), (value_text(before), "before"), (")", "")]
         return [*head, (" changed:", "verb"), (" ", ""), *_before_after(before, after)]
     if kind in (ChangeKind.EVENT_ADDED, ChangeKind.EVENT_REMOVED, ChangeKind.EVENT_CHANGED):
+        # Fields are `logs`, `exceptions` or `events.<type>`; a sentence names one event.
+        name = {"logs": "log", "exceptions": "exception"}.get(change.field, name)
         head = [(clip(name, VALUE_LIMIT), "subject"), (f" {verb}", "verb"), (" ", "")]
         if kind is ChangeKind.EVENT_ADDED:
             return [*head, (event_text(name, after), "after")]
