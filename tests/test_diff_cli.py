@@ -302,7 +302,7 @@ def test_github_escapes_percent_newlines_colons_and_commas() -> None:
                     "attribute a:b,c changed: 50%25 → x\\ny\n")
     odd = Change("trace 1 › x", ChangeKind.SPAN_RENAMED, "span", "a\rb", "c%d")
     assert render_diff_github([odd]) == (
-        "::error title=tracetree diff%3A span-renamed::trace 1: renamed: span a\\rb → c%25d\n")
+        "::error title=tracetree diff%3A span-renamed::trace 1 › x: renamed: span a\\rb → c%25d\n")
 
 
 def test_markdown_format_has_a_summary_and_a_table(naive_and_default: tuple[str, str]) -> None:

@@ -102,9 +102,6 @@ class Change:
             # where it was.
             label = path.rsplit(SEPARATOR, 1)[-1]
             path = f"{_place_path(self.before)}{SEPARATOR}{label}"
-        elif self.kind is ChangeKind.SPAN_RENAMED and isinstance(self.before, str):
-            # Named by its new label: from the other side, by its old one.
-            path = f"{path.rsplit(SEPARATOR, 1)[0]}{SEPARATOR}{self.before}"
         return Change(path, _MIRROR.get(self.kind, self.kind), self.field, self.after, self.before)
 
     def to_json(self) -> dict[str, Any]:
@@ -144,6 +141,8 @@ class SpanNode:
     parent: SpanNode | None = None
     label: str = ""  # name, with #k when the invocation has several spans of that name
     synthetic: bool = False  # stands in for spans a shape does not have: left out of paths
+    signature: str = ""  # a digest of everything in and below it
+    content: Counter[str] = field(default_factory=Counter)  # what it and the spans below hold
 
 
 @dataclass(eq=False, slots=True)
@@ -336,14 +335,18 @@ def _span_signature(span: SpanNode | None) -> Any:
     if span is None:
         return None
     # Iterative: spans can nest deeper than Python's recursion allows.
-    signatures: dict[int, Any] = {}
     for current in reversed(list(_walk_spans(span))):
-        signatures[id(current)] = [
+        current.signature = _digest([
             current.name, current.attributes, current.outcome, current.events,
-            [signatures[id(child)] for child in current.spans],
+            [child.signature for child in current.spans],
             sorted(callee.signature for callee in current.callees),
-        ]
-    return _digest(signatures[id(span)])
+        ])
+        current.content = Counter(
+            [current.name, *(f"{key}={_canonical(value)}" for key, value in current.attributes.items()),
+             *(f"calls {'/'.join(callee.kind)}" for callee in current.callees)])
+        for child in current.spans:
+            current.content.update(child.content)
+    return span.signature
 
 
 # -- matching ------------------------------------------------------------------------------------
@@ -372,17 +375,17 @@ class _Matcher:
         self.by_key = not expected.has_spans or not actual.has_spans
 
     def run(self) -> dict[int, InvocationNode]:
-        exact: dict[tuple[str, str], list[InvocationNode]] = defaultdict(list)
-        for node in self.actual.invocations:
-            exact[(node.context, node.signature)].append(node)
-        for node in self.expected.invocations:
-            bucket = exact.get((node.context, node.signature))
-            while bucket and id(bucket[0]) in self.taken:
-                bucket.pop(0)
+        # Identical root subtrees first, each preferring the root of the same trace number;
+        # everything below a pair is then paired from the top, never across look-alike parents.
+        exact: dict[str, list[InvocationNode]] = defaultdict(list)
+        for node in self._free(self.actual, root=True):
+            exact[node.signature].append(node)
+        for node in self._free(self.expected, root=True):
+            bucket = [other for other in exact.get(node.signature, ()) if id(other) not in self.taken]
             if bucket:
-                self._pair(node, bucket.pop(0))
-        index = {id(node): node for node in self.expected.invocations}
-        self._descend((index[key], partner) for key, partner in self.pairs.items())
+                partner = next((other for other in bucket if other.trace == node.trace), bucket[0])
+                self._pair(node, partner)
+                self._descend([(node, partner)])
         roots = [(self._free(self.expected, root=True), self._free(self.actual, root=True))]
         self._descend(self._assign_by_kind(*roots[0]))
         self._descend(self._moved_subtrees())
@@ -484,8 +487,12 @@ def _match_kind(node: InvocationNode, mine: Tree, theirs: Tree) -> tuple[str, ..
 
 
 def _similarity(a: InvocationNode, b: InvocationNode, pairs: dict[int, InvocationNode]) -> float:
-    """How alike two invocations of one kind are: context above, content below, in (0, 10]."""
+    """How alike two invocations of one kind are: context above, content below, in (0, 17]."""
     score = 1.0
+    if a.signature == b.signature:
+        score += 6.0  # everything below is the same
+    if a.trace == b.trace:
+        score += 0.5
     if a.context == b.context:
         score += 4.0
     elif a.caller is not None and b.caller is not None and a.caller.label == b.caller.label:
@@ -504,6 +511,8 @@ def _key_similarity(a: InvocationNode, b: InvocationNode, pairs: dict[int, Invoc
     """Like _similarity, where one side is a shape: only keys can agree, so the chain of
     callers' keys above and the keys of the callees below stand for context and content."""
     score = 1.0
+    if a.signature == b.signature:
+        score += 6.0
     if _key_chain(a) == _key_chain(b):
         score += 4.0
     parent_a = a.caller.owner if a.caller else None
@@ -686,11 +695,12 @@ def _pair_spans(a: SpanNode, b: SpanNode, pairs: dict[int, SpanNode]) -> None:
 
 
 def _span_similarity(a: SpanNode, b: SpanNode) -> float:
+    """How alike two spans of one name are: identical below (+8), else what they and the spans
+    below them hold (names, attributes, the kinds they call) in common."""
     score = 10.0 if a.name == b.name else 0.0
-    common = set(a.attributes) & set(b.attributes)
-    score += sum(1.0 for key in common if a.attributes[key] == b.attributes[key])
-    score += 0.5 * len(common)
-    score += 2.0 * _overlap(Counter(c.name for c in a.spans), Counter(c.name for c in b.spans))
+    if a.signature and a.signature == b.signature:
+        score += 8.0
+    score += 4.0 * _overlap(a.content, b.content)
     return score
 
 
@@ -721,7 +731,10 @@ def _compare_span(
     changes: list[Change] = []
     here = path_of(owner_b) if top else path_of(owner_b, b)
     if not top and a.name != b.name:
-        changes.append(Change(here, ChangeKind.SPAN_RENAMED, "span", a.label, b.label))
+        # Named by where it sits (its invocation, or its parent span): its own label is what
+        # changed, and would name it differently from either side.
+        parent = b.parent if b.parent is not None and b.parent is not owner_b.top else None
+        changes.append(Change(path_of(owner_b, parent), ChangeKind.SPAN_RENAMED, "span", a.name, b.name))
     for key in sorted(set(a.attributes) | set(b.attributes)):
         before, after = a.attributes.get(key, _MISSING), b.attributes.get(key, _MISSING)
         if before == after:

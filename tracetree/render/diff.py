@@ -36,7 +36,7 @@ _NUMBER = re.compile(r"-?\d+(\.\d+)?([eE][-+]?\d+)?")
 # sits under the place that holds it. Other changes sit under the node they changed.
 _SUBJECT_KINDS = frozenset({
     ChangeKind.INVOCATION_MOVED, ChangeKind.INVOCATION_ADDED, ChangeKind.INVOCATION_REMOVED,
-    ChangeKind.SPAN_ADDED, ChangeKind.SPAN_REMOVED, ChangeKind.SPAN_RENAMED,
+    ChangeKind.SPAN_ADDED, ChangeKind.SPAN_REMOVED,
 })
 _KIND_ORDER = {kind: index for index, kind in enumerate(ChangeKind)}
 
