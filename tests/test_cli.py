@@ -723,3 +723,21 @@ def test_partial_capture_caps_sequential_links() -> None:
     assert [row["parentInvocationId"] for row in partial] == [row["parentInvocationId"] for row in default]
     hibernation = [row for row in partial if row["parentSpanId"] and row["invocationId"] not in sequential]
     assert hibernation and {row["resolution"] for row in hibernation} == {"exact"}
+
+
+def test_shape_format_round_trips_through_diff(tmp_path: Path) -> None:
+    """`build --format shape` writes {key, children} that `diff` finds equal to the stream it came from."""
+    shape = tmp_path / "shape.json"
+    result = build_cli(FIXTURE, "--format", "shape", "-q", "-o", str(shape))
+    assert result.exit_code == 0, result.stderr
+    written = orjson.loads(shape.read_bytes())
+    assert written[0]["key"] == "custom" and written[0]["children"][0]["key"] == "fetch POST /body-length"
+    compared = CliRunner().invoke(main, ["diff", str(shape), str(FIXTURE), "-q"])
+    assert compared.exit_code == 0, compared.output
+
+
+def test_keys_without_shape_format_is_a_usage_error() -> None:
+    """`--keys` only names invocations of a shape: with another format it is a usage error (exit 2)."""
+    result = build_cli(FIXTURE, "--format", "links", "--keys", "keys.json")
+    assert result.exit_code == 2
+    assert "--keys names invocations in a shape" in result.stderr

@@ -102,8 +102,9 @@ def main() -> None:
 
 @main.command(help=BUILD_HELP, short_help="Rebuild trace trees from TailEvent streams.")
 @click.argument("inputs", nargs=-1, required=True, metavar="INPUTS...")
-@click.option("--format", "fmt", type=click.Choice(["tree", "json", "links"]), default=None,
-              help="Output format. Default: tree on a terminal, json otherwise.")
+@click.option("--format", "fmt", type=click.Choice(["tree", "json", "links", "shape"]), default=None,
+              help="Output format. Default: tree on a terminal, json otherwise. `shape` writes "
+              "workerd's tail-worker-test form, nested {key, children}.")
 @click.option("-o", "--output", type=click.Path(dir_okay=False, writable=True, allow_dash=True),
               default="-", show_default=True, help="Write the output here.")
 @click.option("--explain", is_flag=True, help="Show, per non-exact link, every candidate and the "
@@ -125,6 +126,9 @@ def main() -> None:
 @click.option("--dispatch-table", type=click.Path(exists=True, dir_okay=False), default=None,
               help='JSON file extending which caller spans dispatch which triggers: '
               '{"queue": ["my_queue_span"], ...}.')
+@click.option("--keys", "keys_file", type=click.Path(dir_okay=False), default=None, metavar="FILE",
+              help="shape: name invocations by these key rules (as `diff --keys`); without it, "
+              "by their labels.")
 @click.option("-q", "--quiet", is_flag=True, help="No summary or progress on stderr.")
 def build(
     inputs: tuple[str, ...],
@@ -139,6 +143,7 @@ def build(
     normalize: tuple[str, ...],
     keep: tuple[str, ...],
     dispatch_table: str | None,
+    keys_file: str | None,
     quiet: bool,
 ) -> None:
     # A one-shot process: the collector would only rescan the forest it cannot free (build
@@ -151,15 +156,22 @@ def build(
         normalization = Normalization.from_options(normalize, keep, raw=raw)
     except ValueError as error:
         raise click.UsageError(str(error)) from None
+    if keys_file and fmt != "shape":
+        raise click.UsageError("--keys names invocations in a shape: use it with --format shape.")
     try:
         table = load_dispatch_table(dispatch_table) if dispatch_table else DEFAULT_TABLE
+        rules = None
+        if keys_file:
+            from .shapes import load_key_rules
+
+            rules = load_key_rules(keys_file)
         options = ResolveOptions(naive=naive, dispatch=table, partial=partial)
         with _progress(list(inputs), not quiet) as progress:
             forest = build_file(
                 list(inputs), options=options, lenient=lenient,
                 keep_events=fmt != "links", progress=progress,
             )
-        _emit(forest, fmt, output, normalization)
+        _emit(forest, fmt, output, normalization, rules)
     except InputError as error:
         _error(str(error))
         sys.exit(EXIT_INPUT)
@@ -185,7 +197,7 @@ def build(
         sys.exit(EXIT_FINDINGS)
 
 
-def _emit(forest: Forest, fmt: str, output: str, normalization: Normalization) -> None:
+def _emit(forest: Forest, fmt: str, output: str, normalization: Normalization, rules: Any = None) -> None:
     if fmt == "tree":
         from .render.tree import render_tree
 
@@ -200,6 +212,11 @@ def _emit(forest: Forest, fmt: str, output: str, normalization: Normalization) -
         from .render.links import render_links
 
         data: Iterator[bytes] | bytes = render_links(forest)
+    elif fmt == "shape":
+        from .document import to_document
+        from .shapes import dumps_shape, to_shape
+
+        data = dumps_shape(to_shape(to_document(forest), rules))
     else:
         from .document import write_document
 
