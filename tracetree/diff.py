@@ -321,7 +321,8 @@ def finish_tree(tree: Tree) -> Tree:
     """Signatures (what is below) and contexts (what is above) of every invocation: call it on
     a Tree built by hand (shapes.py does) before comparing it."""
     for node in reversed(tree.invocations):  # callees come after their callers: bottom-up
-        node.signature = _digest([node.kind, node.outcome, _span_signature(node.top)])
+        node.signature = _digest([node.kind, node.onset, node.outcome, node.resolution,
+                                  _span_signature(node.top)])
     for node in tree.invocations:  # top-down: a caller's context is known before its callees'
         caller = node.caller
         if caller is None or caller.owner is None:
@@ -390,7 +391,10 @@ class _Matcher:
         self._descend(self._assign_by_kind(*roots[0]))
         self._descend(self._moved_subtrees())
         for _ in range(2):  # a second round lets callees follow callers paired in the first
-            self._descend(self._assign_by_kind(self._free(self.expected), self._free(self.actual)))
+            # Against a shape a key is an identity: pair whatever shares one.
+            threshold = 0.0 if self.by_key else _LEFTOVER_SIMILARITY
+            self._descend(self._assign_by_kind(self._free(self.expected), self._free(self.actual),
+                                               threshold=threshold))
         return self.pairs
 
     def _pair(self, a: InvocationNode, b: InvocationNode) -> None:
@@ -431,8 +435,8 @@ class _Matcher:
                     groups[(where, *self._kind(callee, tree))].append(callee)
         return groups
 
-    def _assign_by_kind(self, lefts: list[InvocationNode], rights: list[InvocationNode]
-                        ) -> list[tuple[InvocationNode, InvocationNode]]:
+    def _assign_by_kind(self, lefts: list[InvocationNode], rights: list[InvocationNode],
+                        threshold: float = 0.0) -> list[tuple[InvocationNode, InvocationNode]]:
         by_left: dict[tuple[str, ...], list[InvocationNode]] = defaultdict(list)
         by_right: dict[tuple[str, ...], list[InvocationNode]] = defaultdict(list)
         for node in lefts:
@@ -442,31 +446,36 @@ class _Matcher:
         new: list[tuple[InvocationNode, InvocationNode]] = []
         for kind, group in by_left.items():
             if by_right.get(kind):
-                new.extend(self._assign(group, by_right[kind]))
+                new.extend(self._assign(group, by_right[kind], threshold))
         return new
 
-    def _assign(self, lefts: list[InvocationNode], rights: list[InvocationNode]
-                ) -> list[tuple[InvocationNode, InvocationNode]]:
-        """Best total similarity between two groups of one kind (an assignment)."""
-        if len(lefts) == 1 and len(rights) == 1:
+    def _assign(self, lefts: list[InvocationNode], rights: list[InvocationNode],
+                threshold: float = 0.0) -> list[tuple[InvocationNode, InvocationNode]]:
+        """Best total similarity between two groups of one kind (an assignment); pairs below
+        the threshold are left apart."""
+        if len(lefts) == 1 and len(rights) == 1 and not threshold:
             pairs = [(lefts[0], rights[0])]
         else:
             similarity = _key_similarity if self.by_key else _similarity
             matrix = np.array([[similarity(a, b, self.pairs) for b in rights] for a in lefts])
             rows, columns = linear_sum_assignment(matrix, maximize=True)
-            pairs = [(lefts[row], rights[column]) for row, column in zip(rows, columns, strict=True)]
+            pairs = [(lefts[row], rights[column]) for row, column in zip(rows, columns, strict=True)
+                     if matrix[row, column] >= threshold]
         for a, b in pairs:
             self._pair(a, b)
         return pairs
 
     def _moved_subtrees(self) -> list[tuple[InvocationNode, InvocationNode]]:
         """Unpaired invocations whose whole subtree is identical on both sides: the same thing,
-        hung elsewhere. Tops first (tree order), so a moved subtree pairs from its top."""
+        hung elsewhere. Largest subtrees first, so a moved subtree pairs from its top, and a
+        look-alike of a part of it cannot take that part away."""
         by_signature: dict[str, list[InvocationNode]] = defaultdict(list)
         for node in self._free(self.actual):
             by_signature[node.signature].append(node)
         new = []
-        for node in self._free(self.expected):
+        free = self._free(self.expected)
+        sizes = _subtree_sizes(free)
+        for node in sorted(free, key=lambda n: -sizes[id(n)]):  # stable: tree order among equals
             bucket = by_signature.get(node.signature)
             while bucket and id(bucket[0]) in self.taken:
                 bucket.pop(0)
@@ -476,6 +485,16 @@ class _Matcher:
                 new.append((node, partner))
                 self._descend([(node, partner)])
         return new
+
+
+def _subtree_sizes(nodes: list[InvocationNode]) -> dict[int, int]:
+    """Invocations in each node's subtree (itself included), for nodes given in tree order."""
+    sizes: dict[int, int] = {}
+    for node in reversed(nodes):  # callees come after their callers
+        sizes[id(node)] = 1 + sum(sizes.get(id(callee), _count_below(callee) + 1)
+                                  for span in (_walk_spans(node.top) if node.top else ())
+                                  for callee in span.callees)
+    return sizes
 
 
 def _match_kind(node: InvocationNode, mine: Tree, theirs: Tree) -> tuple[str, ...]:
@@ -503,8 +522,16 @@ def _similarity(a: InvocationNode, b: InvocationNode, pairs: dict[int, Invocatio
         score += 2.0
     if a.outcome == b.outcome:
         score += 0.5
+    if a.onset == b.onset:
+        score += 1.0  # look-alikes that differ only in their trigger's details stay apart
     score += 2.5 * _overlap(_span_names(a), _span_names(b))
     return score
+
+
+# The last pass pairs leftovers of one kind anywhere in the trees: below this much similarity
+# (no shared context or caller, little shared content) two of them are one removal and one
+# addition, not one invocation that moved and changed.
+_LEFTOVER_SIMILARITY = 4.0
 
 
 def _key_similarity(a: InvocationNode, b: InvocationNode, pairs: dict[int, InvocationNode]) -> float:
