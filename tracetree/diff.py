@@ -19,9 +19,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-import numpy as np
 import orjson
-from scipy.optimize import linear_sum_assignment
 
 from .depth import deep_trees
 from .fields import CLOCK_FIELDS
@@ -457,8 +455,7 @@ class _Matcher:
             pairs = [(lefts[0], rights[0])]
         else:
             similarity = _key_similarity if self.by_key else _similarity
-            matrix = np.array([[similarity(a, b, self.pairs) for b in rights] for a in lefts])
-            rows, columns = linear_sum_assignment(matrix, maximize=True)
+            rows, columns, matrix = _solve([[similarity(a, b, self.pairs) for b in rights] for a in lefts])
             pairs = [(lefts[row], rights[column]) for row, column in zip(rows, columns, strict=True)
                      if matrix[row, column] >= threshold]
         for a, b in pairs:
@@ -485,6 +482,17 @@ class _Matcher:
                 new.append((node, partner))
                 self._descend([(node, partner)])
         return new
+
+
+def _solve(weights: list[list[float]]) -> tuple[Any, Any, Any]:
+    """The best total assignment of rows to columns (scipy's, compiled; imported on first use,
+    so that `import tracetree` and `--help` stay quick)."""
+    import numpy as np
+    from scipy.optimize import linear_sum_assignment
+
+    matrix = np.array(weights)
+    rows, columns = linear_sum_assignment(matrix, maximize=True)
+    return rows, columns, matrix
 
 
 def _subtree_sizes(nodes: list[InvocationNode]) -> dict[int, int]:
@@ -700,9 +708,8 @@ def _pair_spans(a: SpanNode, b: SpanNode, pairs: dict[int, SpanNode]) -> None:
             _pair_spans(x, y, pairs)
         return
     # Namesakes first, by best fit (six jsRpcCall spans and one more: one addition) ...
-    matrix = np.array([[_span_similarity(x, y) if x.name == y.name else -1e6 for y in children_b]
-                       for x in children_a])
-    rows, columns = linear_sum_assignment(matrix, maximize=True)
+    rows, columns, matrix = _solve([[_span_similarity(x, y) if x.name == y.name else -1e6
+                                     for y in children_b] for x in children_a])
     paired_a, paired_b = set(), set()
     for row, column in zip(rows, columns, strict=True):
         if matrix[row, column] > -1e6:
