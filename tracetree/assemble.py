@@ -70,7 +70,7 @@ def _place(nodes: list, parent_of: Callable[[Any], Any]) -> list:
 
     A node is attached only once its parent is itself placed, so parents that name each other
     (a cycle, from malformed input or the upstream rule's links) cannot hide a node: each cycle
-    is broken at its earliest member, which becomes a root. `parent_of` returns the parent
+    is broken at one of its members, which becomes a root. `parent_of` returns the parent
     node (attaching is the caller's job, through the returned pairs) or None."""
     roots = []
     placed: set[int] = set()
@@ -91,10 +91,17 @@ def _place(nodes: list, parent_of: Callable[[Any], Any]) -> list:
             else:
                 still.append(node)
         if not progress:
-            # Only cycles (or chains hanging from one) are left: break at the earliest.
-            roots.append((still[0], None))
-            placed.add(id(still[0]))
-            still = still[1:]
+            # Only cycles (and chains hanging from them) are left: break a cycle at a member,
+            # found by following parents from the earliest waiting node until one repeats
+            # (a node merely hanging from a cycle keeps its parent).
+            seen: set[int] = set()
+            member = still[0]
+            while id(member) not in seen:
+                seen.add(id(member))
+                member = parent_of(member)
+            roots.append((member, None))
+            placed.add(id(member))
+            still = [node for node in still if node is not member]
         waiting = still
     return roots
 

@@ -341,7 +341,9 @@ def _span_signature(span: SpanNode | None) -> Any:
             sorted(callee.signature for callee in current.callees),
         ])
         current.content = Counter(
-            [current.name, *(f"{key}={_canonical(value)}" for key, value in current.attributes.items()),
+            [current.name, f"outcome={current.outcome}",
+             *(f"{key}={_canonical(value)}" for key, value in current.attributes.items()),
+             *(f"{kind}:{content}" for kind, content in current.events),
              *(f"calls {'/'.join(callee.kind)}" for callee in current.callees)])
         for child in current.spans:
             current.content.update(child.content)
@@ -372,6 +374,7 @@ class _Matcher:
         self.pairs: dict[int, InvocationNode] = {}
         self.taken: set[int] = set()
         self.by_key = not expected.has_spans or not actual.has_spans
+        self._censuses: dict[int, Counter[tuple[str, ...]]] = {}
 
     def run(self) -> dict[int, InvocationNode]:
         # Identical root subtrees first, each preferring the root of the same trace number;
@@ -379,12 +382,13 @@ class _Matcher:
         exact: dict[str, list[InvocationNode]] = defaultdict(list)
         for node in self._free(self.actual, root=True):
             exact[node.signature].append(node)
-        for node in self._free(self.expected, root=True):
-            bucket = [other for other in exact.get(node.signature, ()) if id(other) not in self.taken]
-            if bucket:
-                partner = next((other for other in bucket if other.trace == node.trace), bucket[0])
-                self._pair(node, partner)
-                self._descend([(node, partner)])
+        for same_trace in (True, False):  # within a trace number first, then across
+            for node in self._free(self.expected, root=True):
+                bucket = [other for other in exact.get(node.signature, ())
+                          if id(other) not in self.taken and (other.trace == node.trace or not same_trace)]
+                if bucket:
+                    self._pair(node, bucket[0])
+                    self._descend([(node, bucket[0])])
         roots = [(self._free(self.expected, root=True), self._free(self.actual, root=True))]
         self._descend(self._assign_by_kind(*roots[0]))
         self._descend(self._moved_subtrees())
@@ -444,14 +448,23 @@ class _Matcher:
         new: list[tuple[InvocationNode, InvocationNode]] = []
         for kind, group in by_left.items():
             if by_right.get(kind):
-                new.extend(self._assign(group, by_right[kind], threshold))
+                # A kind found once in each whole tree is the same invocation, however changed.
+                unique = self._census(self.expected).get(kind) == 1 == self._census(self.actual).get(kind)
+                new.extend(self._assign(group, by_right[kind], 0.0 if unique else threshold))
         return new
+
+    def _census(self, tree: Tree) -> Counter[tuple[str, ...]]:
+        """How many invocations of each kind a tree holds."""
+        census = self._censuses.get(id(tree))
+        if census is None:
+            census = self._censuses[id(tree)] = Counter(self._kind(node, tree) for node in tree.invocations)
+        return census
 
     def _assign(self, lefts: list[InvocationNode], rights: list[InvocationNode],
                 threshold: float = 0.0) -> list[tuple[InvocationNode, InvocationNode]]:
         """Best total similarity between two groups of one kind (an assignment); pairs below
         the threshold are left apart."""
-        if len(lefts) == 1 and len(rights) == 1 and not threshold:
+        if len(lefts) == 1 and len(rights) == 1 and threshold <= 0:
             pairs = [(lefts[0], rights[0])]
         else:
             similarity = _key_similarity if self.by_key else _similarity
