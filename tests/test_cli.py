@@ -386,20 +386,22 @@ def test_dispatch_table_makes_a_custom_span_fit(in_tmp: Path) -> None:
 
 
 @pytest.mark.parametrize(
-    ("content", "fragment"),
+    ("content", "where", "fragment"),
     [
-        ('{"fetch": [', "malformed JSON"),
-        ('{"fetch": "my_dispatch"}', 'expected {"<trigger type>": ["<span name>", ...]}'),
-        ('["fetch"]', 'expected {"<trigger type>": ["<span name>", ...]}'),
+        ('{"fetch": [', "table.json:1: ", "malformed JSON"),
+        ('{"fetch": "my_dispatch"}', "table.json: ", 'expected {"<trigger type>": ["<span name>", ...]}'),
+        ('["fetch"]', "table.json: ", 'expected {"<trigger type>": ["<span name>", ...]}'),
     ],
     ids=["bad-json", "names-not-a-list", "not-an-object"],
 )
-def test_malformed_dispatch_table_is_a_clear_error(in_tmp: Path, content: str, fragment: str) -> None:
+def test_malformed_dispatch_table_is_a_clear_error(
+    in_tmp: Path, content: str, where: str, fragment: str
+) -> None:
     """A malformed dispatch table file stops the build with one line naming the file (exit 2)."""
     write_jsonl(in_tmp / "events.jsonl", dispatch_trace("my_dispatch"))
     (in_tmp / "table.json").write_text(content, encoding="utf-8")
     result = build_cli("events.jsonl", "--dispatch-table", "table.json")
-    assert_input_error(result, "table.json: ", fragment)
+    assert_input_error(result, where, fragment)
 
 
 def test_missing_dispatch_table_is_a_usage_error(in_tmp: Path) -> None:

@@ -88,6 +88,16 @@ def _write(output: IO[bytes], chunks: Iterator[bytes] | bytes) -> None:
             output.write(chunk)
 
 
+def _write_output(output: str, data: Iterator[bytes] | bytes) -> None:
+    """Data to stdout (`-`) or to the named file."""
+    if output == "-":
+        _write(sys.stdout.buffer, data)
+        sys.stdout.buffer.flush()
+    else:
+        with open(output, "wb") as handle:
+            _write(handle, data)
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="tracetree")
 def main() -> None:
@@ -228,12 +238,7 @@ def _emit(forest: Forest, fmt: str, output: str, normalization: Normalization, r
             with open(output, "wb") as handle:
                 write_document(forest, handle, normalization=normalization)
         return
-    if output == "-":
-        _write(sys.stdout.buffer, data)
-        sys.stdout.buffer.flush()
-    else:
-        with open(output, "wb") as handle:
-            _write(handle, data)
+    _write_output(output, data)
 
 
 # -- diff ----------------------------------------------------------------------------------------
@@ -384,12 +389,7 @@ def _emit_diff(
         data = render.render_diff_github(changes).encode()
     else:
         data = render.render_diff_markdown(changes, expected_name=expected, actual_name=actual).encode()
-    if output == "-":
-        _write(sys.stdout.buffer, data)
-        sys.stdout.buffer.flush()
-    else:
-        with open(output, "wb") as handle:
-            _write(handle, data)
+    _write_output(output, data)
 
 
 # What each side of a diff can be, told apart by its content, not its name.

@@ -4,11 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from pathlib import Path
-
-import orjson
 
 from .errors import InputError
+from .jsonio import read_json_file
 
 # Trigger type of the callee's onset → names of caller spans that create such an invocation.
 # "<top-level>" stands for the caller's own top-level span (hibernation wake-ups restore the
@@ -61,12 +59,7 @@ def load_dispatch_table(path: str, base: DispatchTable = DEFAULT_TABLE) -> Dispa
 
     Names add to the built-in ones; "<top-level>" means the caller's own top-level span.
     """
-    try:
-        data = orjson.loads(Path(path).read_bytes())
-    except OSError as exc:
-        raise InputError(path, None, f"cannot read: {exc.strerror or exc}") from None
-    except orjson.JSONDecodeError as exc:
-        raise InputError(path, None, f"malformed JSON: {exc}") from None
+    data = read_json_file(path)
     if not isinstance(data, dict) or not all(
         isinstance(key, str) and isinstance(value, list) and all(isinstance(v, str) for v in value)
         for key, value in data.items()

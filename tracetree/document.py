@@ -21,6 +21,7 @@ from .build import Forest
 from .depth import deep_trees
 from .errors import InputError
 from .fields import CLOCK_FIELDS, ID_FAMILIES
+from .jsonio import json_type, read_json_file
 from .links import Link
 from .model import Invocation, Span, Trace
 
@@ -581,33 +582,18 @@ def dumps_document(document: dict[str, Any]) -> bytes:
 def load_document(path: str | Path) -> dict[str, Any]:
     """A document written by dumps_document; InputError names the file and what is wrong."""
     name = str(path)
-    try:
-        data = Path(path).read_bytes()
-    except OSError as exc:
-        raise InputError(name, None, f"cannot read: {exc.strerror or exc}") from None
-    try:
-        document = orjson.loads(data)
-    except orjson.JSONDecodeError as exc:
-        line = data.count(b"\n", 0, exc.pos) + 1
-        raise InputError(name, line, f"malformed JSON: {str(exc).split(':', 1)[0]}") from None
+    document = read_json_file(path)
     if not isinstance(document, dict):
         raise InputError(name, None, f"not a tracetree document: expected a JSON object, found "
-                                     f"{_kind(document)}")
+                                     f"{json_type(document)}")
     if "format" not in document:
         raise InputError(name, None, 'not a tracetree document: no "format" field')
     version = document["format"]
     if not isinstance(version, int) or isinstance(version, bool):
-        raise InputError(name, None, f'"format" must be an integer, found {_kind(version)}')
+        raise InputError(name, None, f'"format" must be an integer, found {json_type(version)}')
     if version != DOCUMENT_FORMAT:
         raise InputError(name, None, f"document format {version} is not supported "
                                      f"(this tracetree reads format {DOCUMENT_FORMAT})")
     if not isinstance(document.get("traces"), list):
-        raise InputError(name, None, f'"traces" must be a list, found {_kind(document.get("traces"))}')
+        raise InputError(name, None, f'"traces" must be a list, found {json_type(document.get("traces"))}')
     return document
-
-
-def _kind(value: Any) -> str:
-    if value is None:
-        return "null"
-    return {dict: "an object", list: "an array", str: "a string", bool: "a boolean",
-            int: "a number", float: "a number"}.get(type(value), type(value).__name__)

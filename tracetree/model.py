@@ -10,6 +10,7 @@ from typing import Any, NoReturn
 import orjson
 
 from .errors import InputError
+from .jsonio import json_type
 
 # Event types whose place in the model is structural; every other type (log, exception,
 # diagnosticChannel, return, outcome, streamDiagnostic, and types newer runtimes add) is kept
@@ -155,20 +156,9 @@ def _by_sequence(item: _Entry) -> tuple[int, int]:
     return (item[0], item[1])
 
 
-def _json_type(value: Any) -> str:
-    """The JSON name of a parsed value's type, as a user reading the file would say it."""
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, (int, float)):
-        return "a number"
-    return {str: "a string", list: "an array", dict: "an object"}.get(type(value), type(value).__name__)
-
-
 def _need(value: Any, kind: type, what: str, path: str, line: int) -> Any:
     if not isinstance(value, kind):
-        found = "missing" if value is None else _json_type(value)
+        found = "missing" if value is None else json_type(value)
         wanted = {str: "a string", int: "an integer", dict: "an object"}[kind]
         raise InputError(path, line, f"{what} must be {wanted}, found {found}")
     return value
@@ -262,14 +252,14 @@ class ModelBuilder:
     def _reject(event: Any, path: str, line: int) -> NoReturn:
         """Raise the InputError that says what is wrong with a malformed event."""
         if not isinstance(event, dict):
-            raise InputError(path, line, f"expected a TailEvent object, found {_json_type(event)}")
+            raise InputError(path, line, f"expected a TailEvent object, found {json_type(event)}")
         _need(event.get("invocationId"), str, "invocationId", path, line)
         context = _need(event.get("spanContext"), dict, "spanContext", path, line)
         _need(context.get("traceId"), str, "spanContext.traceId", path, line)
         sequence = event.get("sequence")
         if not isinstance(sequence, int) or isinstance(sequence, bool) or sequence < 0:
             shown = orjson.dumps(sequence).decode()
-            found = "missing" if sequence is None else f"{_json_type(sequence)} ({shown})"
+            found = "missing" if sequence is None else f"{json_type(sequence)} ({shown})"
             raise InputError(path, line, f"sequence must be a non-negative integer, found {found}")
         body = _need(event.get("event"), dict, "event", path, line)
         kind = _need(body.get("type"), str, "event.type", path, line)

@@ -34,6 +34,7 @@ import orjson
 from .diff import InvocationNode, SpanNode, Tree, finish_tree, tree_from_document
 from .errors import InputError
 from .fields import VOLATILE_FIELDS
+from .jsonio import json_type, read_json_file
 
 _NODE_MEMBERS = frozenset({"key", "children"})
 _ABSENT = object()  # a field the invocation does not have
@@ -91,13 +92,13 @@ def _select(data: Any, name: str | None, where: str) -> tuple[str, list[Any]]:
             raise InputError(where, None, f"shape {name!r} asked for, but the file holds one unnamed shape")
         return "", data
     if not isinstance(data, dict) or not data:
-        found = "an empty object" if data == {} else _kind(data)
+        found = "an empty object" if data == {} else json_type(data)
         raise InputError(where, None, f"not a shape: expected an array of {{key, children}} nodes or an "
                                       f"object naming such arrays, found {found}")
     for member, nodes in data.items():
         if not isinstance(nodes, list):
-            raise InputError(where, None, f"not a shape: member {member!r} is {_kind(nodes)}, not an array "
-                                          f"of {{key, children}} nodes")
+            raise InputError(where, None, f"not a shape: member {member!r} is {json_type(nodes)}, "
+                                          "not an array of {key, children} nodes")
     names = ", ".join(data)
     if name is None:
         if len(data) > 1:
@@ -131,10 +132,10 @@ def _read_node(
     source: str, where: str,
 ) -> None:
     if not isinstance(node, dict):
-        raise InputError(source, None, f"shape node {where} must be an object, found {_kind(node)}")
+        raise InputError(source, None, f"shape node {where} must be an object, found {json_type(node)}")
     key = node.get("key")
     if not isinstance(key, str) or not key:
-        found = "none" if "key" not in node else "an empty string" if key == "" else _kind(key)
+        found = "none" if "key" not in node else "an empty string" if key == "" else json_type(key)
         raise InputError(source, None, f'shape node {where} needs a non-empty string "key", found {found}')
     extra = sorted(set(node) - _NODE_MEMBERS)
     if extra:
@@ -143,7 +144,7 @@ def _read_node(
     children = node.get("children", [])
     if not isinstance(children, list):
         raise InputError(source, None, f'shape node {where} ({key}): "children" must be an array, '
-                                       f"found {_kind(children)}")
+                                       f"found {json_type(children)}")
     invocation = InvocationNode(
         kind=("shape", key, "", ""), label=key, onset={}, outcome=None, resolution=None, top=None,
         trace=trace, caller=caller, key=key,
@@ -158,7 +159,7 @@ def _read_node(
 
 def load_shape(path: str | Path, name: str | None = None) -> Tree:
     """The tree of a shape file (`name` picks one of several); InputError names the file and what is wrong."""
-    return tree_from_shape(_read_json(path), str(path), name)
+    return tree_from_shape(read_json_file(path), str(path), name)
 
 
 # -- key rules -----------------------------------------------------------------------------------
@@ -262,13 +263,13 @@ def parse_key_rules(data: Any, source: str = "") -> list[KeyRule]:
     where = source or "<key rules>"
     if not isinstance(data, dict) or not data:
         raise InputError(where, None, f"key rules must be a non-empty object {{key: {{field: value}}}}, "
-                                      f"found {_kind(data) if data != {} else 'an empty object'}")
+                                      f"found {json_type(data) if data != {} else 'an empty object'}")
     rules: list[KeyRule] = []
     for key, fields in data.items():
         if not key:
             raise InputError(where, None, "key rules: a key must not be empty")
         if not isinstance(fields, dict) or not fields:
-            found = "an empty object" if fields == {} else _kind(fields)
+            found = "an empty object" if fields == {} else json_type(fields)
             raise InputError(where, None, f"key {key!r}: the rule must be an object of field → value "
                                           f"with at least one field, found {found}")
         conditions: list[Condition] = []
@@ -278,7 +279,7 @@ def parse_key_rules(data: Any, source: str = "") -> list[KeyRule]:
             if field == "spans" and not (isinstance(value, str) or (
                     isinstance(value, list) and all(isinstance(name, str) for name in value))):
                 raise InputError(where, None, f'key {key!r}: "spans" must be a span name or an array of '
-                                              f"names, found {_kind(value)}")
+                                              f"names, found {json_type(value)}")
             conditions.append(Condition(field, value, glob=True))
         rules.append(KeyRule(key, tuple(conditions)))
     return rules
@@ -397,7 +398,7 @@ def load_key_rules(path: str | Path) -> list[KeyRule]:
     """Rules from a file: a rules file `{key: {field: value}}`, or fixtures-style `{key: [events]}`
     (rules derived as rules_from_fixture_invocations does). InputError names the file."""
     name = str(path)
-    data = _read_json(path)
+    data = read_json_file(path)
     if isinstance(data, dict) and data and all(isinstance(value, list) for value in data.values()):
         return rules_from_fixture_invocations(data, name)
     if isinstance(data, dict) and any(isinstance(value, list) for value in data.values()):
@@ -522,23 +523,3 @@ def dumps_shape(shape: list[dict[str, Any]]) -> bytes:
 
 
 # -- files ---------------------------------------------------------------------------------------
-
-
-def _read_json(path: str | Path) -> Any:
-    name = str(path)
-    try:
-        data = Path(path).read_bytes()
-    except OSError as exc:
-        raise InputError(name, None, f"cannot read: {exc.strerror or exc}") from None
-    try:
-        return orjson.loads(data)
-    except orjson.JSONDecodeError as exc:
-        line = data.count(b"\n", 0, exc.pos) + 1
-        raise InputError(name, line, f"malformed JSON: {str(exc).split(':', 1)[0]}") from None
-
-
-def _kind(value: Any) -> str:
-    if value is None:
-        return "null"
-    return {dict: "an object", list: "an array", str: "a string", bool: "a boolean",
-            int: "a number", float: "a number"}.get(type(value), type(value).__name__)
