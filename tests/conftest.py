@@ -73,3 +73,18 @@ def corpus() -> Path:
     if not CORPUS.is_dir():
         pytest.skip(CORPUS_MISSING)
     return CORPUS
+
+
+def assert_input_error(result: Any, where: str, *fragments: str) -> str:
+    """Exit 2, nothing on stdout, and exactly one line on stderr: `error: WHERE…`, no traceback,
+    and no terminal control character (a click.testing Result)."""
+    assert result.exit_code == 2, (result.exit_code, result.stdout, result.stderr, result.exception)
+    assert isinstance(result.exception, SystemExit), result.exception
+    assert result.stdout == ""
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith(f"error: {where}"), lines[0]
+    for fragment in fragments:
+        assert fragment in lines[0], lines[0]
+    assert "\x1b" not in result.stderr
+    return lines[0]

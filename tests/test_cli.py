@@ -15,7 +15,7 @@ from typing import Any
 import orjson
 import pytest
 from click.testing import CliRunner, Result
-from conftest import ev, write_jsonl
+from conftest import assert_input_error, ev, write_jsonl
 
 import tracetree
 from tracetree.cli import main
@@ -55,20 +55,6 @@ def python_m(*args: Any, input: bytes | None = None, env: dict[str, str] | None 
         [sys.executable, "-m", "tracetree", *map(str, args)], input=input, capture_output=True,
         env={**os.environ, **WIDE, **(env or {})}, cwd=cwd, timeout=120, check=False,
     )
-
-
-def assert_input_error(result: Result, where: str, *fragments: str) -> str:
-    """Exit 2, nothing on stdout, and exactly one line on stderr: `error: WHERE…`, no traceback."""
-    assert result.exit_code == 2, (result.exit_code, result.stdout, result.stderr, result.exception)
-    assert isinstance(result.exception, SystemExit), result.exception
-    assert result.stdout == ""
-    lines = result.stderr.splitlines()
-    assert len(lines) == 1, result.stderr
-    assert lines[0].startswith(f"error: {where}"), lines[0]
-    for fragment in fragments:
-        assert fragment in lines[0], lines[0]
-    assert "\x1b" not in result.stderr
-    return lines[0]
 
 
 def fixture_events() -> list[dict[str, Any]]:

@@ -11,7 +11,7 @@ from typing import Any
 import orjson
 import pytest
 from click.testing import CliRunner, Result
-from conftest import ev, write_jsonl
+from conftest import assert_input_error, ev, write_jsonl
 
 from tracetree.cli import main
 from tracetree.diff import Change, ChangeKind, Level
@@ -80,19 +80,6 @@ def log(message: str) -> dict[str, Any]:
 def document_of(tmp: Path, name: str, events: list[dict[str, Any]]) -> Path:
     """The tree document of `events`, built by the CLI into tmp/NAME.json."""
     return build_document(tmp / f"{name}.json", write_jsonl(tmp / f"{name}.jsonl", events))
-
-
-def assert_input_error(result: Result, where: str, *fragments: str) -> str:
-    """Exit 2, nothing on stdout, and exactly one line on stderr: `error: WHERE…`, no traceback."""
-    assert result.exit_code == 2, (result.exit_code, result.stdout, result.stderr, result.exception)
-    assert isinstance(result.exception, SystemExit), result.exception
-    assert result.stdout == ""
-    lines = result.stderr.splitlines()
-    assert len(lines) == 1, result.stderr
-    assert lines[0].startswith(f"error: {where}"), lines[0]
-    for fragment in fragments:
-        assert fragment in lines[0], lines[0]
-    return lines[0]
 
 
 @pytest.fixture
