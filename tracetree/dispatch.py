@@ -41,9 +41,6 @@ class DispatchTable:
             return None
         return (TOP_LEVEL in names) if top_level else (span_name in names)
 
-    def dispatch_names(self) -> frozenset[str]:
-        return frozenset(name for names in self.table.values() for name in names)
-
     def extended(self, extra: Mapping[str, frozenset[str]]) -> DispatchTable:
         merged = {key: set(value) for key, value in self.table.items()}
         for key, value in extra.items():

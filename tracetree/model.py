@@ -76,9 +76,8 @@ class Invocation:
     duplicates: list[int] = field(default_factory=list)  # sequences seen more than once
     dropped: int = 0  # events streamDiagnostic says were dropped
     # Events that name a span this invocation never opened, second onsets, second closes:
-    # kept (counted only, without keep_events), shown on the top-level span.
+    # kept (with keep_events), shown on the top-level span.
     stray: list[dict[str, Any]] = field(default_factory=list)
-    stray_count: int = 0
     events: list[dict[str, Any]] = field(default_factory=list)  # all, in sequence order (kept)
 
     @property
@@ -374,11 +373,10 @@ class ModelBuilder:
                 parent.children.append(span)
                 attached.add(id(span))
 
-    def _stray(self, invocation: Invocation, event: dict[str, Any] | None) -> None:
-        if event is not None:
+    @staticmethod
+    def _stray(invocation: Invocation, event: dict[str, Any] | None) -> None:
+        if event is not None:  # None without keep_events: nothing downstream reads strays then
             invocation.stray.append(event)
-        else:
-            invocation.stray_count += 1
 
 
 def _is_ancestor(span: Span, other: Span, spans: dict[str, Span]) -> bool:
