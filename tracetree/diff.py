@@ -375,6 +375,8 @@ class _Matcher:
         self.taken: set[int] = set()
         self.by_key = not expected.has_spans or not actual.has_spans
         self._censuses: dict[int, Counter[tuple[str, ...]]] = {}
+        self._index = {id(node): node for node in expected.invocations}
+        self._traces: dict[int, int] | None = None  # expected trace → actual, by paired roots
 
     def run(self) -> dict[int, InvocationNode]:
         # Identical root subtrees first, each preferring the root of the same trace number;
@@ -396,7 +398,7 @@ class _Matcher:
             # Against a shape a key is an identity: pair whatever shares one.
             threshold = 0.0 if self.by_key else _LEFTOVER_SIMILARITY
             self._descend(self._assign_by_kind(self._free(self.expected), self._free(self.actual),
-                                               threshold=threshold))
+                                               threshold=threshold, leftover=True))
         return self.pairs
 
     def _pair(self, a: InvocationNode, b: InvocationNode) -> None:
@@ -438,7 +440,8 @@ class _Matcher:
         return groups
 
     def _assign_by_kind(self, lefts: list[InvocationNode], rights: list[InvocationNode],
-                        threshold: float = 0.0) -> list[tuple[InvocationNode, InvocationNode]]:
+                        threshold: float = 0.0, leftover: bool = False
+                        ) -> list[tuple[InvocationNode, InvocationNode]]:
         by_left: dict[tuple[str, ...], list[InvocationNode]] = defaultdict(list)
         by_right: dict[tuple[str, ...], list[InvocationNode]] = defaultdict(list)
         for node in lefts:
@@ -450,7 +453,7 @@ class _Matcher:
             if by_right.get(kind):
                 # A kind found once in each whole tree is the same invocation, however changed.
                 unique = self._census(self.expected).get(kind) == 1 == self._census(self.actual).get(kind)
-                new.extend(self._assign(group, by_right[kind], 0.0 if unique else threshold))
+                new.extend(self._assign(group, by_right[kind], 0.0 if unique else threshold, leftover))
         return new
 
     def _census(self, tree: Tree) -> Counter[tuple[str, ...]]:
@@ -460,20 +463,34 @@ class _Matcher:
             census = self._censuses[id(tree)] = Counter(self._kind(node, tree) for node in tree.invocations)
         return census
 
-    def _assign(self, lefts: list[InvocationNode], rights: list[InvocationNode],
-                threshold: float = 0.0) -> list[tuple[InvocationNode, InvocationNode]]:
+    def _assign(
+        self, lefts: list[InvocationNode], rights: list[InvocationNode],
+        threshold: float = 0.0, leftover: bool = False,
+    ) -> list[tuple[InvocationNode, InvocationNode]]:
         """Best total similarity between two groups of one kind (an assignment); pairs below
-        the threshold are left apart."""
-        if len(lefts) == 1 and len(rights) == 1 and threshold <= 0:
+        the threshold, and (for leftovers) unlike pairs across traces, are left apart."""
+        if len(lefts) == 1 and len(rights) == 1 and threshold <= 0 and not leftover:
             pairs = [(lefts[0], rights[0])]
         else:
             similarity = _key_similarity if self.by_key else _similarity
             rows, columns, matrix = _solve([[similarity(a, b, self.pairs) for b in rights] for a in lefts])
             pairs = [(lefts[row], rights[column]) for row, column in zip(rows, columns, strict=True)
-                     if matrix[row, column] >= threshold]
+                     if matrix[row, column] >= threshold
+                     and (not leftover or self._may_cross(lefts[row], rights[column]))]
         for a, b in pairs:
             self._pair(a, b)
         return pairs
+
+    def _may_cross(self, a: InvocationNode, b: InvocationNode) -> bool:
+        """Whether two leftovers may pair: within one trace (as the paired roots map traces),
+        or across traces only when the same thing below or the same chain of callers above
+        says they are one invocation that moved. Keys (a shape) are identities: always."""
+        if self.by_key:
+            return True
+        if self._traces is None:
+            self._traces = {a.trace: b.trace for key, b in self.pairs.items()
+                            for a in [self._index[key]] if a.caller is None and b.caller is None}
+        return self._traces.get(a.trace) == b.trace or a.signature == b.signature or a.context == b.context
 
     def _moved_subtrees(self) -> list[tuple[InvocationNode, InvocationNode]]:
         """Unpaired invocations whose whole subtree is identical on both sides: the same thing,
