@@ -57,7 +57,6 @@ GAP_MOVED_PATHS = ("a change inside a moved invocation is named by its place on 
                    "Change needs the path on both sides")
 GAP_ONE_SIDED_TRACES = "additions and removals in traces only one side has are named by that side's numbers"
 GAP_EDIT_SCRIPT = "edits inside moved invocations, and twins inside them, are not all recovered exactly"
-GAP_MOVED_TWINS = "identical twins inside a moved invocation can swap spans"
 
 
 SETTINGS = settings(derandomize=True, deadline=None, max_examples=100,
@@ -838,7 +837,6 @@ def test_a_moved_invocation_with_a_renamed_span_is_one_move_and_one_rename() -> 
     assert sorted(change.kind.value for change in diff(a, b)) == ["invocation-moved", "span-renamed"]
 
 
-@pytest.mark.xfail(strict=True, reason=GAP_MOVED_TWINS)
 def test_twins_inside_a_moved_invocation_keep_their_spans() -> None:
     """Moving an invocation with two identical callees and adding a callee to the first is one move
     and one addition."""

@@ -500,7 +500,10 @@ class _Matcher:
         for node in self._free(self.actual):
             by_signature[node.signature].append(node)
         new = []
-        free = self._free(self.expected)
+        # Only tops whose caller is settled: below an unpaired caller, identical twins would
+        # pair by chance here, before that caller (paired later) takes its own callees along.
+        free = [node for node in self._free(self.expected)
+                if node.caller is None or node.caller.owner is None or id(node.caller.owner) in self.pairs]
         sizes = _subtree_sizes(free)
         for node in sorted(free, key=lambda n: -sizes[id(n)]):  # stable: tree order among equals
             bucket = by_signature.get(node.signature)
