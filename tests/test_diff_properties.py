@@ -53,10 +53,7 @@ from tracetree.fields import CLOCK_FIELDS, ID_FAMILIES
 
 # Known gaps of the diff, found by these properties (issue 4, in progress): strict, so a fix
 # shows up as an unexpected pass.
-GAP_MOVED_PATHS = ("a change inside a moved invocation is named by its place on the actual side only: "
-                   "Change needs the path on both sides")
-GAP_ONE_SIDED_TRACES = "additions and removals in traces only one side has are named by that side's numbers"
-GAP_EDIT_SCRIPT = "edits inside moved invocations, and twins inside them, are not all recovered exactly"
+GAP_EDIT_SCRIPT = "a move and a deletion among identical twins can pair the twins crosswise: one extra move"
 
 
 SETTINGS = settings(derandomize=True, deadline=None, max_examples=100,
@@ -620,7 +617,6 @@ def test_a_document_has_no_changes_against_itself(document: dict[str, Any]) -> N
     assert diff(document, copy.deepcopy(document)) == []
 
 
-@pytest.mark.xfail(strict=True, reason=GAP_MOVED_PATHS)
 @SETTINGS
 @given(edited())
 def test_swapping_the_sides_mirrors_every_change(case: Edited) -> None:
@@ -628,7 +624,6 @@ def test_swapping_the_sides_mirrors_every_change(case: Edited) -> None:
     assert set(diff(case.b, case.a)) == {change.mirrored() for change in diff(case.a, case.b)}
 
 
-@pytest.mark.xfail(strict=True, reason=GAP_ONE_SIDED_TRACES)
 @SETTINGS
 @given(documents(), documents())
 def test_swapping_unrelated_documents_mirrors_every_change(a: dict[str, Any], b: dict[str, Any]) -> None:
@@ -725,7 +720,6 @@ def test_a_move_mirrors_to_the_place_it_came_from() -> None:
     assert set(diff(b, a)) == {change.mirrored() for change in diff(a, b)}
 
 
-@pytest.mark.xfail(strict=True, reason=GAP_MOVED_PATHS)
 def test_a_change_inside_a_moved_invocation_mirrors() -> None:
     """Swapping the sides of a move and a change inside the moved invocation mirrors both."""
     ids = _Ids()

@@ -91,16 +91,15 @@ class Change:
     field: str
     before: Any = field(default=None, compare=False)
     after: Any = field(default=None, compare=False)
+    # Where the same thing is named from the other side (in its own trace numbers): what the
+    # path becomes when the sides are swapped.
+    other_path: str | None = field(default=None, compare=False)
 
     def mirrored(self) -> Change:
         """The same change seen from the other side (actual as expected and back)."""
-        path = self.path
-        if self.kind is ChangeKind.INVOCATION_MOVED and isinstance(self.before, str):
-            # A move is named where the invocation is now: seen from the other side, that is
-            # where it was.
-            label = path.rsplit(SEPARATOR, 1)[-1]
-            path = f"{_place_path(self.before)}{SEPARATOR}{label}"
-        return Change(path, _MIRROR.get(self.kind, self.kind), self.field, self.after, self.before)
+        path = self.path if self.other_path is None else self.other_path
+        return Change(path, _MIRROR.get(self.kind, self.kind), self.field, self.after, self.before,
+                      other_path=self.path)
 
     def to_json(self) -> dict[str, Any]:
         return {"kind": self.kind.value, "path": self.path, "field": self.field,
@@ -631,8 +630,15 @@ def diff_trees(expected: Tree, actual: Tree, options: DiffOptions = DiffOptions(
     numbers = {a.trace: b.trace for a in expected.invocations if a.caller is None
                for b in [pairs.get(id(a))] if b is not None and b.caller is None}
 
+    unnumbers = {b: a for a, b in numbers.items()}
+
     def before(node: InvocationNode, span: SpanNode | None = None) -> str:
         return path_of(node, span, lambda n: f"trace {numbers[n]}" if n in numbers
+                       else f"expected trace {n}")
+
+    def after_seen_from_expected(node: InvocationNode) -> str:
+        # How the other direction of the comparison names this node: in expected's numbers.
+        return path_of(node, None, lambda n: f"trace {unnumbers[n]}" if n in unnumbers
                        else f"expected trace {n}")
 
     for a in expected.invocations:
@@ -644,12 +650,13 @@ def diff_trees(expected: Tree, actual: Tree, options: DiffOptions = DiffOptions(
         if b is None:
             if a.caller is None or id(a.caller.owner) in pairs:
                 changes.append(Change(before(a), ChangeKind.INVOCATION_REMOVED, "invocation",
-                                      _subtree_summary(a), None))
+                                      _subtree_summary(a), None, other_path=path_of(a)))
             continue
         if _moved(a, b, pairs, span_pairs, compare_spans):
             where = f"trace {numbers.get(a.trace, a.trace)} (a root)" if a.caller is None else \
                 before(a.caller.owner, a.caller) if a.caller.owner else "?"
-            changes.append(Change(path_of(b), ChangeKind.INVOCATION_MOVED, "invocation", where, _place(b)))
+            changes.append(Change(path_of(b), ChangeKind.INVOCATION_MOVED, "invocation", where, _place(b),
+                                  other_path=path_of(a)))
         if compare_spans:
             changes.extend(_compare_invocation(a, b, span_pairs, same_resolver))
     for b in actual.invocations:
@@ -657,7 +664,7 @@ def diff_trees(expected: Tree, actual: Tree, options: DiffOptions = DiffOptions(
             continue
         if b.caller is None or id(b.caller.owner) in reverse:
             changes.append(Change(path_of(b), ChangeKind.INVOCATION_ADDED, "invocation", None,
-                                  _subtree_summary(b)))
+                                  _subtree_summary(b), other_path=after_seen_from_expected(b)))
     return sorted((change for change in changes if options.counts(change)), key=_reading_order)
 
 
@@ -775,17 +782,19 @@ def _compare_invocation(
     a: InvocationNode, b: InvocationNode, span_pairs: dict[int, SpanNode], same_resolver: bool
 ) -> list[Change]:
     changes: list[Change] = []
-    here = path_of(b)
+    here, there = path_of(b), path_of(a)
     if same_resolver and a.resolution != b.resolution and None not in (a.resolution, b.resolution):
-        changes.append(Change(here, ChangeKind.RESOLUTION_CHANGED, "resolution", a.resolution, b.resolution))
+        changes.append(Change(here, ChangeKind.RESOLUTION_CHANGED, "resolution", a.resolution, b.resolution,
+                              other_path=there))
     if a.outcome != b.outcome:
-        changes.append(Change(here, ChangeKind.OUTCOME_CHANGED, "outcome", a.outcome, b.outcome))
+        changes.append(Change(here, ChangeKind.OUTCOME_CHANGED, "outcome", a.outcome, b.outcome,
+                              other_path=there))
     for key in sorted(set(a.onset) | set(b.onset)):
         if key.startswith("__"):
             continue
         if a.onset.get(key) != b.onset.get(key):
             changes.append(Change(here, ChangeKind.ONSET_CHANGED, f"onset.{key}",
-                                  a.onset.get(key), b.onset.get(key)))
+                                  a.onset.get(key), b.onset.get(key), other_path=there))
     if a.top is not None and b.top is not None:
         changes.extend(_compare_span(a.top, b.top, a, b, span_pairs, top=True))
     return changes
@@ -797,11 +806,14 @@ def _compare_span(
 ) -> list[Change]:
     changes: list[Change] = []
     here = path_of(owner_b) if top else path_of(owner_b, b)
+    there = path_of(owner_a) if top else path_of(owner_a, a)
     if not top and a.name != b.name:
         # Named by where it sits (its invocation, or its parent span): its own label is what
         # changed, and would name it differently from either side.
-        parent = b.parent if b.parent is not None and b.parent is not owner_b.top else None
-        changes.append(Change(path_of(owner_b, parent), ChangeKind.SPAN_RENAMED, "span", a.name, b.name))
+        parent_b = b.parent if b.parent is not None and b.parent is not owner_b.top else None
+        parent_a = a.parent if a.parent is not None and a.parent is not owner_a.top else None
+        changes.append(Change(path_of(owner_b, parent_b), ChangeKind.SPAN_RENAMED, "span", a.name, b.name,
+                              other_path=path_of(owner_a, parent_a)))
     for key in sorted(set(a.attributes) | set(b.attributes)):
         before, after = a.attributes.get(key, _MISSING), b.attributes.get(key, _MISSING)
         if before == after:
@@ -809,30 +821,36 @@ def _compare_span(
         kind = (ChangeKind.ATTRIBUTE_ADDED if before is _MISSING else
                 ChangeKind.ATTRIBUTE_REMOVED if after is _MISSING else ChangeKind.ATTRIBUTE_CHANGED)
         changes.append(Change(here, kind, f"attributes.{key}",
-                              None if before is _MISSING else before, None if after is _MISSING else after))
+                              None if before is _MISSING else before, None if after is _MISSING else after,
+                              other_path=there))
     if not top and a.outcome != b.outcome:
-        changes.append(Change(here, ChangeKind.OUTCOME_CHANGED, "outcome", a.outcome, b.outcome))
-    changes.extend(_compare_events(a.events, b.events, here))
+        changes.append(Change(here, ChangeKind.OUTCOME_CHANGED, "outcome", a.outcome, b.outcome,
+                              other_path=there))
+    changes.extend(_compare_events(a.events, b.events, here, there))
     paired_b = set()
     for child in a.spans:
         partner = span_pairs.get(id(child))
         if partner is None:
             # Named where its invocation is now (it may have moved), by its expected label.
             removed_at = f"{path_of(owner_b)} › {child.label}"
-            changes.append(Change(removed_at, ChangeKind.SPAN_REMOVED, "span", child.name, None))
+            changes.append(Change(removed_at, ChangeKind.SPAN_REMOVED, "span", child.name, None,
+                                  other_path=path_of(owner_a, child)))
             continue
         paired_b.add(id(partner))
         changes.extend(_compare_span(child, partner, owner_a, owner_b, span_pairs))
     for child in b.spans:
         if id(child) not in paired_b:
-            changes.append(Change(path_of(owner_b, child), ChangeKind.SPAN_ADDED, "span", None, child.name))
+            changes.append(Change(path_of(owner_b, child), ChangeKind.SPAN_ADDED, "span", None, child.name,
+                                  other_path=f"{path_of(owner_a)} › {child.label}"))
     return changes
 
 
 _MISSING = object()
 
 
-def _compare_events(before: list[tuple[str, str]], after: list[tuple[str, str]], here: str) -> list[Change]:
+def _compare_events(
+    before: list[tuple[str, str]], after: list[tuple[str, str]], here: str, there: str
+) -> list[Change]:
     """Logs, exceptions and other events of a span, compared as multisets: a changed one is an
     event of the same type at the same rank among its type that reads differently."""
     common = Counter(before) & Counter(after)
@@ -844,11 +862,11 @@ def _compare_events(before: list[tuple[str, str]], after: list[tuple[str, str]],
         new = [content for k, content in added if k == kind]
         name = event_field(kind)
         for x, y in zip(old, new, strict=False):
-            changes.append(Change(here, ChangeKind.EVENT_CHANGED, name, _load(x), _load(y)))
+            changes.append(Change(here, ChangeKind.EVENT_CHANGED, name, _load(x), _load(y), other_path=there))
         for x in old[len(new):]:
-            changes.append(Change(here, ChangeKind.EVENT_REMOVED, name, _load(x), None))
+            changes.append(Change(here, ChangeKind.EVENT_REMOVED, name, _load(x), None, other_path=there))
         for y in new[len(old):]:
-            changes.append(Change(here, ChangeKind.EVENT_ADDED, name, None, _load(y)))
+            changes.append(Change(here, ChangeKind.EVENT_ADDED, name, None, _load(y), other_path=there))
     return changes
 
 
