@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import gzip
 import re
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -418,18 +417,8 @@ def test_both_sides_on_stdin_is_a_usage_error() -> None:
 # -- shapes -------------------------------------------------------------------------------------
 
 
-def test_shape_without_shapes_module_is_a_clear_error(in_tmp: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Until tracetree.shapes exists, a shape side exits 2 with one line saying why; documents still work."""
-    monkeypatch.setitem(sys.modules, "tracetree.shapes", None)  # import fails, as with no such module
-    (in_tmp / "shape.json").write_bytes(orjson.dumps([{"key": "fetch GET /", "children": []}]))
-    doc = document_of(in_tmp, "doc", fetch_trace())
-    assert_input_error(diff_cli("shape.json", doc), "shape.json: reading a shape needs tracetree.shapes")
-    assert diff_cli(doc, doc).exit_code == 0
-
-
 def test_shape_side_compares_by_key(in_tmp: Path) -> None:
     """A `{key, children}` shape compares with a document by key (the invocation's label by default)."""
-    pytest.importorskip("tracetree.shapes")
     doc = document_of(in_tmp, "doc", fetch_trace())
     (in_tmp / "same.json").write_bytes(orjson.dumps([{"key": "fetch GET /", "children": []}]))
     assert diff_cli("same.json", doc).exit_code == 0
@@ -441,7 +430,6 @@ def test_shape_side_compares_by_key(in_tmp: Path) -> None:
 
 def test_keys_without_a_shape_is_noted(in_tmp: Path) -> None:
     """`--keys` with no shape on either side changes nothing, and stderr says it was ignored."""
-    pytest.importorskip("tracetree.shapes")
     doc = document_of(in_tmp, "doc", fetch_trace())
     (in_tmp / "keys.json").write_bytes(orjson.dumps({"x": {"info.type": "fetch"}}))
     result = diff_cli(doc, doc, "--keys", "keys.json")
@@ -462,3 +450,12 @@ def test_help_teaches_kinds_levels_and_exit_codes() -> None:
         assert re.search(rf"^\s+{re.escape(kind.value)}\s", text, re.MULTILINE), kind
     assert f"[{'|'.join(level.value for level in Level)}]" in text
     assert "Exit codes: 0 no differences; 1 differences; 2 bad input." in text
+
+
+def test_keys_name_the_documents_invocations_for_a_shape(in_tmp: Path) -> None:
+    """With `--keys`, a shape's key names the invocation its rule recognises; without, labels are used."""
+    doc = document_of(in_tmp, "doc", fetch_trace())
+    (in_tmp / "shape.json").write_bytes(orjson.dumps([{"key": "entry", "children": []}]))
+    (in_tmp / "keys.json").write_bytes(orjson.dumps({"entry": {"info.type": "fetch"}}))
+    assert diff_cli("shape.json", doc, "--keys", "keys.json").exit_code == 0
+    assert diff_cli("shape.json", doc).exit_code == 1

@@ -472,15 +472,24 @@ def test_upstream_rule_cycles_lose_no_invocation():
     assert count_represented(document) == len(events)
 
 
+CYCLE_SPAN = "2d3c4b5a69788796"
+
+
+def span_cycle_with_callees(*callee_tops: str) -> list[dict[str, Any]]:
+    """An invocation whose two spans name each other as parents; one callee per top-level id,
+    each called from span CYCLE_SPAN."""
+    top, one = "0f1e2d3c4b5a6978", "1e2d3c4b5a697887"
+    return [
+        ev("cc" * 16, 0, onset(top)),
+        ev("cc" * 16, 1, {"type": "spanOpen", "name": "one", "spanId": one}, span=CYCLE_SPAN),
+        ev("cc" * 16, 2, {"type": "spanOpen", "name": "fetch", "spanId": CYCLE_SPAN}, span=one),
+        *(ev(f"{n:x}" * 32, 0, onset(callee), span=CYCLE_SPAN) for n, callee in enumerate(callee_tops, 13)),
+    ]
+
+
 def test_spans_in_a_parent_cycle_keep_their_callees():
     """Callees of a span whose parents form a cycle are still in the document, with their caller."""
-    top, one, two = "0f1e2d3c4b5a6978", "1e2d3c4b5a697887", "2d3c4b5a69788796"
-    events = [
-        ev("cc" * 16, 0, onset(top)),
-        ev("cc" * 16, 1, {"type": "spanOpen", "name": "one", "spanId": one}, span=two),
-        ev("cc" * 16, 2, {"type": "spanOpen", "name": "fetch", "spanId": two}, span=one),
-        ev("d" * 32, 0, onset("3c4b5a6978879605"), span=two),
-    ]
+    events = span_cycle_with_callees("3c4b5a6978879605")
     document = to_document(build(events))
     assert len(invocations_of(document)) == 2
     assert count_represented(document) == len(events)
@@ -488,14 +497,7 @@ def test_spans_in_a_parent_cycle_keep_their_callees():
 
 def test_a_cycle_span_with_two_callees_loses_nothing():
     """A span in a parent cycle that caused two invocations still gives a document holding all three."""
-    top, one, two = "0f1e2d3c4b5a6978", "1e2d3c4b5a697887", "2d3c4b5a69788796"
-    events = [
-        ev("cc" * 16, 0, onset(top)),
-        ev("cc" * 16, 1, {"type": "spanOpen", "name": "one", "spanId": one}, span=two),
-        ev("cc" * 16, 2, {"type": "spanOpen", "name": "fetch", "spanId": two}, span=one),
-        ev("d" * 32, 0, onset("3c4b5a6978879605"), span=two),
-        ev("e" * 32, 0, onset("4b5a697887960514"), span=two),
-    ]
+    events = span_cycle_with_callees("3c4b5a6978879605", "4b5a697887960514")
     document = to_document(build(events))
     assert count_represented(document) == len(events)
 

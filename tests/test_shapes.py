@@ -388,10 +388,14 @@ def test_a_file_of_several_shapes_needs_a_name(tmp_path: Path) -> None:
 ])
 def test_a_malformed_shape_file_is_named_in_the_error(tmp_path: Path, content: bytes, detail: str) -> None:
     """A malformed shape file raises InputError naming the file and what is wrong, on one line."""
-    path = tmp_path / "shape.json"
+    assert_one_line_error(load_shape, tmp_path / "shape.json", content, detail)
+
+
+def assert_one_line_error(load: Any, path: Path, content: bytes, detail: str) -> None:
+    """Loading `content` from `path` raises one line of InputError naming the file and `detail`."""
     path.write_bytes(content)
     with pytest.raises(InputError) as error:
-        load_shape(path)
+        load(path)
     assert str(error.value).startswith(f"{path}")
     assert detail in str(error.value)
     assert "\n" not in str(error.value)
@@ -413,13 +417,7 @@ def test_a_malformed_shape_file_is_named_in_the_error(tmp_path: Path, content: b
 ])
 def test_a_malformed_rules_file_is_named_in_the_error(tmp_path: Path, content: bytes, detail: str) -> None:
     """A malformed key-rules file raises InputError naming the file and what is wrong, on one line."""
-    path = tmp_path / "keys.json"
-    path.write_bytes(content)
-    with pytest.raises(InputError) as error:
-        load_key_rules(path)
-    assert str(error.value).startswith(f"{path}")
-    assert detail in str(error.value)
-    assert "\n" not in str(error.value)
+    assert_one_line_error(load_key_rules, tmp_path / "keys.json", content, detail)
 
 
 def test_malformed_json_errors_give_the_line(tmp_path: Path) -> None:

@@ -10,7 +10,7 @@ from typing import Any
 
 from .events import ProgressCallback, ReadStats, read_events
 from .links import Link, Resolution
-from .model import ModelBuilder, ModelStats, Trace
+from .model import ModelBuilder, Trace
 from .resolve import DEFAULT_OPTIONS, ResolveOptions, TraceEvidence, resolve_with_evidence
 
 
@@ -22,7 +22,7 @@ class Forest:
     links: dict[str, Link]
     evidence: dict[str, TraceEvidence] = field(default_factory=dict)  # by trace id
     ranks: dict[str, dict[str, int]] = field(default_factory=dict)  # trace id → creation ranks
-    stats: ModelStats = field(default_factory=ModelStats)
+    stats: ReadStats = field(default_factory=ReadStats)
     naive: bool = False
 
     def counts(self) -> dict[str, int]:
@@ -36,7 +36,7 @@ class Forest:
         return [link for link in self.links.values() if link.resolution.flagged]
 
 
-def resolve_forest(traces: list[Trace], options: ResolveOptions, stats: ModelStats) -> Forest:
+def resolve_forest(traces: list[Trace], options: ResolveOptions, stats: ReadStats) -> Forest:
     links: dict[str, Link] = {}
     evidence: dict[str, TraceEvidence] = {}
     ranks: dict[str, dict[str, int]] = {}
@@ -76,14 +76,11 @@ def build_file(
     """
     if isinstance(paths, str):
         paths = [paths]
-    read_stats = ReadStats()
     builder = ModelBuilder(keep_events=keep_events, lenient=lenient)
     with _collector_paused():
-        builder.add_all(read_events(paths, lenient=lenient, stats=read_stats, progress=progress))
-        stats = builder.stats
-        stats.skipped += read_stats.skipped
-        stats.skipped_examples = (read_stats.skipped_examples or []) + stats.skipped_examples
-        return resolve_forest(builder.finish(), options, stats)
+        # One stats object: lines the reader skips and events the builder skips count together.
+        builder.add_all(read_events(paths, lenient=lenient, stats=builder.stats, progress=progress))
+        return resolve_forest(builder.finish(), options, builder.stats)
 
 
 @contextmanager

@@ -5,14 +5,12 @@ from __future__ import annotations
 
 import gc
 import gzip
-import importlib
 import sys
 import tempfile
 import zlib
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from types import ModuleType
 from typing import IO, Any
 
 import click
@@ -23,7 +21,7 @@ from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeR
 from .build import Forest, build_file
 from .diff import Change, Level, Tree, diff, tree_from_document
 from .dispatch import DEFAULT_TABLE, load_dispatch_table
-from .document import Normalization, load_document, to_document
+from .document import Normalization, checked_document, to_document
 from .errors import EXIT_FINDINGS, EXIT_INPUT, EXIT_OK, InputError, TracetreeError
 from .events import input_size
 from .render.text import safe_text
@@ -223,7 +221,6 @@ def _emit(forest: Forest, fmt: str, output: str, normalization: Normalization, r
 
         data: Iterator[bytes] | bytes = render_links(forest)
     elif fmt == "shape":
-        from .document import to_document
         from .shapes import dumps_shape, to_shape
 
         data = dumps_shape(to_shape(to_document(forest), rules))
@@ -329,19 +326,17 @@ def diff_command(
     changes: list[Change] = []
     try:
         # Options are checked before any input is read, as in build.
-        rules = _shapes_module(keys, "reading key rules").load_key_rules(keys) if keys else None
+        from .shapes import load_key_rules
+
+        rules = load_key_rules(keys) if keys else None
         left, right = _load_tree(expected, quiet), _load_tree(actual, quiet)
-        if not (left.has_spans and right.has_spans):
-            # A shape names invocations by key: the other side's invocations get keys too.
-            shapes = _shapes_module(expected if not left.has_spans else actual, "reading a shape")
-            for tree in (left, right):
-                shapes.assign_keys(tree, rules)
-        elif keys:
+        if keys and left.has_spans and right.has_spans:
             notes.append("--keys is used only when a side is a shape: ignored")
         if level == Level.FULL and left.resolver and right.resolver and left.resolver != right.resolver:
             notes.append(f"{_shown(expected)} was linked by the {left.resolver} resolver and "
                          f"{_shown(actual)} by the {right.resolver} one: link resolutions not compared")
-        changes = diff(left, right, level=level, ignore=ignore)
+        # Against a shape, diff names the other side's invocations by these rules (or labels).
+        changes = diff(left, right, level=level, ignore=ignore, rules=rules)
         _emit_diff(changes, fmt, output, expected, actual, level, ignore)
     except TracetreeError as error:
         _error(str(error))
@@ -403,13 +398,14 @@ def _load_tree(name: str, quiet: bool) -> Tree:
     it; a JSON array or object of `{key, children}` nodes is a shape; anything else is read as
     TailEvents, by the same reader as build.
     """
-    data, rewritten = _read_input(name)
+    from . import shapes
+
+    data = _read_input(name)
     value = _parse_whole(name, data)
     if isinstance(value, dict) and ("format" in value or "traces" in value):
-        with _as_file(name, data if rewritten else None) as path:
-            return tree_from_document(load_document(path), name)
-    if isinstance(value, (list, dict)) and _is_shape(name, value):
-        return _shapes_module(name, "reading a shape").tree_from_shape(value, name)
+        return tree_from_document(checked_document(value, name), name)  # parsed once, not re-read
+    if isinstance(value, (list, dict)) and shapes.is_shape(value):
+        return shapes.tree_from_shape(value, name)
     del value
     # build_file reads files (and .gz) itself; only stdin, already read, needs a copy.
     with _as_file(name, data if name == "-" else None) as path:
@@ -419,21 +415,20 @@ def _load_tree(name: str, quiet: bool) -> Tree:
     return tree_from_document(to_document(forest), name)
 
 
-def _read_input(name: str) -> tuple[bytes, bool]:
-    """The bytes of a file or stdin, gunzipped, without a BOM; and whether they differ from the file's."""
+def _read_input(name: str) -> bytes:
+    """The bytes of a file or stdin, gunzipped, without a BOM."""
     try:
         data = sys.stdin.buffer.read() if name == "-" else Path(name).read_bytes()
     except OSError as exc:
         raise InputError(name, None, f"cannot read: {exc.strerror or exc}") from None
-    rewritten = name == "-"
     if data[:2] == b"\x1f\x8b":
         try:
-            data, rewritten = gzip.decompress(data), True
+            data = gzip.decompress(data)
         except (OSError, EOFError, zlib.error) as exc:
             raise InputError(name, None, f"not a readable gzip file: {exc}") from None
     if data.startswith(b"\xef\xbb\xbf"):
-        data, rewritten = data[3:], True
-    return data, rewritten
+        data = data[3:]
+    return data
 
 
 def _parse_whole(name: str, data: bytes) -> Any:
@@ -472,34 +467,3 @@ def _as_file(name: str, data: bytes | None) -> Iterator[str]:
             if error.path != path:
                 raise
             raise InputError(name, error.line, error.detail, error.column) from None
-
-
-def _is_shape(name: str, value: Any) -> bool:
-    """Whether a JSON value is a workerd-style shape, by tracetree.shapes when it is there."""
-    try:
-        shapes = _shapes_module(name, "reading a shape")
-    except InputError:
-        if _looks_like_shape(value):
-            raise
-        return False
-    return bool(shapes.is_shape(value))
-
-
-def _looks_like_shape(value: Any) -> bool:
-    """A rough is_shape for when tracetree.shapes is missing: enough to say why a file is refused."""
-    nodes = value if isinstance(value, list) else [
-        node for nodes in value.values() if isinstance(nodes, list) for node in nodes]
-    return bool(nodes) and all(isinstance(node, dict) and "key" in node and "event" not in node
-                               for node in nodes)
-
-
-def _shapes_module(name: str, what: str) -> ModuleType:
-    """tracetree.shapes, imported only when needed: it lands apart from diff, and until it does
-    the rest of diff works and a shape gets a clear error instead of a traceback."""
-    try:
-        return importlib.import_module("tracetree.shapes")
-    except ModuleNotFoundError as error:
-        if error.name != "tracetree.shapes":
-            raise
-        raise InputError(name, None, f"{what} needs tracetree.shapes, which this tracetree does not "
-                                     "have yet") from None

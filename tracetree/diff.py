@@ -692,14 +692,6 @@ def _moved(
 
 
 SEPARATOR = " › "
-_ROOT = " (a root)"
-
-
-def _place_path(place: str) -> str:
-    """The path of a place a move names: a span, or `trace N (a root)`."""
-    return place[: -len(_ROOT)] if place.endswith(_ROOT) else place
-
-
 def _place(node: InvocationNode) -> str:
     if node.caller is None:
         return f"trace {node.trace} (a root)"

@@ -581,8 +581,11 @@ def dumps_document(document: dict[str, Any]) -> bytes:
 
 def load_document(path: str | Path) -> dict[str, Any]:
     """A document written by dumps_document; InputError names the file and what is wrong."""
-    name = str(path)
-    document = read_json_file(path)
+    return checked_document(read_json_file(path), str(path))
+
+
+def checked_document(document: Any, name: str) -> dict[str, Any]:
+    """A parsed JSON value, if it is a tree document this tracetree reads; else InputError."""
     if not isinstance(document, dict):
         raise InputError(name, None, f"not a tracetree document: expected a JSON object, found "
                                      f"{json_type(document)}")

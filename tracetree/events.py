@@ -8,7 +8,7 @@ import io
 import sys
 import zlib
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
@@ -26,16 +26,17 @@ ProgressCallback = Callable[[int], None]
 
 @dataclass(slots=True)
 class ReadStats:
-    """What reading saw: lines read, and the bad lines skipped in lenient mode."""
+    """What reading and building saw: events taken, redeliveries, and the bad lines or events
+    skipped in lenient mode (the first few kept, to quote). One object, shared by the reader
+    and the model builder."""
 
     events: int = 0
+    duplicates: int = 0
     skipped: int = 0
-    skipped_examples: list[InputError] | None = None
+    skipped_examples: list[InputError] = field(default_factory=list)
 
     def skip(self, error: InputError) -> None:
         self.skipped += 1
-        if self.skipped_examples is None:
-            self.skipped_examples = []
         if len(self.skipped_examples) < 5:
             self.skipped_examples.append(error)
 
@@ -168,12 +169,9 @@ def read_events(
     """
     stats = stats if stats is not None else ReadStats()
     for path in paths:
-        count = 0
         for batch in _read_file(path, stats, lenient, progress):
-            count += len(batch)
             for item, line in batch:
                 yield item, path, line
-        stats.events += count
 
 
 def input_size(paths: Iterable[str]) -> int:

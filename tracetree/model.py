@@ -10,6 +10,7 @@ from typing import Any, NoReturn
 import orjson
 
 from .errors import InputError
+from .events import ReadStats
 from .jsonio import json_type
 
 # Event types whose place in the model is structural; every other type (log, exception,
@@ -117,19 +118,6 @@ class Trace:
     invocations: dict[str, Invocation] = field(default_factory=dict)
 
 
-@dataclass(slots=True)
-class ModelStats:
-    events: int = 0
-    duplicates: int = 0
-    skipped: int = 0
-    skipped_examples: list[InputError] = field(default_factory=list)
-
-    def skip(self, error: InputError) -> None:
-        self.skipped += 1
-        if len(self.skipped_examples) < 5:
-            self.skipped_examples.append(error)
-
-
 # Event types whose fields the model reads, and so checks on the way in.
 _CHECKED = frozenset({"onset", "spanOpen", "spanClose", "attributes"})
 
@@ -173,7 +161,7 @@ class ModelBuilder:
     def __init__(self, *, keep_events: bool = True, lenient: bool = False) -> None:
         self.keep_events = keep_events
         self.lenient = lenient
-        self.stats = ModelStats()
+        self.stats = ReadStats()
         self._traces: dict[str, Trace] = {}
         # invocationId → (invocation, its events as entries) until finish()
         self._entries: dict[str, tuple[Invocation, list[_Entry]]] = {}

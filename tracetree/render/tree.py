@@ -95,11 +95,6 @@ def describe(invocation: Invocation) -> Line:
     return line
 
 
-def describe_invocation(invocation: Invocation) -> Text:
-    """`describe` as a one-line Text, for other renderers."""
-    return describe(invocation).text()
-
-
 def outcome_line(outcome: str | None, *, missing: str = "no outcome") -> Line:
     if outcome is None:
         return Line(missing, "red")
@@ -250,11 +245,6 @@ def event_line(event: dict[str, Any]) -> Line | None:
         return Line("stream diagnostic ", "bold red").add(clip(detail, 80))
     # A type this version does not know: shown by name, so nothing is silently dropped.
     return Line(clip(_str(kind), 40), "dim").add(" event", "dim")
-
-
-def event_label(event: dict[str, Any]) -> Text | None:
-    line = event_line(event)
-    return line.text() if line is not None else None
 
 
 # -- walking the assembled tree ------------------------------------------------------------
