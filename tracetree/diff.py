@@ -356,7 +356,7 @@ def match_invocations(expected: Tree, actual: Tree) -> dict[int, InvocationNode]
     """Pair the invocations of two trees: id(expected node) → actual node.
 
     In passes, each followed by pairing what hangs below new pairs (callees of one kind under
-    spans of one name, by best fit), so that a subtree is matched from its top:
+    paired spans, by best fit), so that a subtree is matched from its top:
     1. invocations identical in kind, context and everything below them (the bulk of two
        similar trees, in linear time);
     2. roots of one kind;
@@ -367,10 +367,18 @@ def match_invocations(expected: Tree, actual: Tree) -> dict[int, InvocationNode]
     return _Matcher(expected, actual).run()
 
 
+def match_trees(expected: Tree, actual: Tree) -> tuple[dict[int, InvocationNode], dict[int, SpanNode]]:
+    """`match_invocations`, and the spans of every pair of invocations paired: id(expected
+    span) → actual span (empty against a shape, which has no spans)."""
+    matcher = _Matcher(expected, actual)
+    return matcher.run(), matcher.span_pairs
+
+
 class _Matcher:
     def __init__(self, expected: Tree, actual: Tree) -> None:
         self.expected, self.actual = expected, actual
         self.pairs: dict[int, InvocationNode] = {}
+        self.span_pairs: dict[int, SpanNode] = {}
         self.taken: set[int] = set()
         self.by_key = not expected.has_spans or not actual.has_spans
         self._censuses: dict[int, Counter[tuple[str, ...]]] = {}
@@ -415,26 +423,41 @@ class _Matcher:
         return _match_kind(node, mine, theirs)
 
     def _descend(self, queue: Iterable[tuple[InvocationNode, InvocationNode]]) -> None:
-        """Pair the callees of paired invocations, top-down: same kind, under same-named spans."""
+        """Pair the callees of paired invocations, top-down: same kind, under paired spans."""
         work = list(queue)
         while work:
             a, b = work.pop()
-            left = self._callees(a, self.expected, lambda n: id(n) not in self.pairs)
+            if a.top is None or b.top is None:
+                continue
+            # Spans pair as the comparison pairs them (by name, then by fit), so a renamed or
+            # removed span does not shift which callees its namesakes' callees meet.
+            if not self.by_key:
+                _pair_spans(a.top, b.top, self.span_pairs)
+            left = self._callees(a, self.expected, lambda n: id(n) not in self.pairs, self.span_pairs)
             right = self._callees(b, self.actual, lambda n: id(n) not in self.taken)
             for group, lefts in left.items():
                 rights = right.get(group)
                 if rights:
                     work.extend(self._assign(lefts, rights))
 
-    def _callees(self, node: InvocationNode, tree: Tree, free: Callable[[InvocationNode], bool]
-                 ) -> dict[tuple[Any, ...], list[InvocationNode]]:
+    def _callees(
+        self, node: InvocationNode, tree: Tree, free: Callable[[InvocationNode], bool],
+        span_pairs: dict[int, SpanNode] | None = None,
+    ) -> dict[tuple[Any, ...], list[InvocationNode]]:
+        """Free callees of a node, grouped by the span they hang under (on the expected side, the
+        actual span it pairs with; a shape has one span) and their kind."""
         groups: dict[tuple[Any, ...], list[InvocationNode]] = defaultdict(list)
-        if node.top is None:
-            return groups
+        assert node.top is not None
         for span in _walk_spans(node.top):
+            if self.by_key:
+                where = 0
+            else:
+                place = span_pairs.get(id(span)) if span_pairs is not None else span
+                if place is None:
+                    continue  # under a span with no partner: left to the later passes
+                where = id(place)
             for callee in span.callees:
                 if free(callee):
-                    where = "" if self.by_key else span.label
                     groups[(where, *self._kind(callee, tree))].append(callee)
         return groups
 
@@ -472,9 +495,10 @@ class _Matcher:
             pairs = [(lefts[0], rights[0])]
         else:
             similarity = _key_similarity if self.by_key else _similarity
-            rows, columns, matrix = _solve([[similarity(a, b, self.pairs) for b in rights] for a in lefts])
+            scores = [[similarity(a, b, self.pairs) for b in rights] for a in lefts]
+            rows, columns = _solve(scores)
             pairs = [(lefts[row], rights[column]) for row, column in zip(rows, columns, strict=True)
-                     if matrix[row, column] >= threshold
+                     if scores[row][column] >= threshold
                      and (not leftover or self._may_cross(lefts[row], rights[column]))]
         for a, b in pairs:
             self._pair(a, b)
@@ -516,15 +540,20 @@ class _Matcher:
         return new
 
 
-def _solve(weights: list[list[float]]) -> tuple[Any, Any, Any]:
+# Far below any real difference in similarity (sums of halves and overlaps), yet above float noise.
+_ORDER_TIE_BREAK = 1e-9
+
+
+def _solve(scores: list[list[float]]) -> tuple[Any, Any]:
     """The best total assignment of rows to columns (scipy's, compiled; imported on first use,
-    so that `import tracetree` and `--help` stay quick)."""
-    import numpy as np
+    so that `import tracetree` and `--help` stay quick). Among equally good assignments, the
+    one that keeps tree order: twins that nothing else tells apart pair first with first, so a
+    change between them reads the same whichever side is expected."""
     from scipy.optimize import linear_sum_assignment
 
-    matrix = np.array(weights)
-    rows, columns = linear_sum_assignment(matrix, maximize=True)
-    return rows, columns, matrix
+    weights = [[score - _ORDER_TIE_BREAK * abs(i - j) for j, score in enumerate(row)]
+               for i, row in enumerate(scores)]
+    return linear_sum_assignment(weights, maximize=True)
 
 
 def _subtree_sizes(nodes: list[InvocationNode]) -> dict[int, int]:
@@ -546,7 +575,7 @@ def _match_kind(node: InvocationNode, mine: Tree, theirs: Tree) -> tuple[str, ..
 
 
 def _similarity(a: InvocationNode, b: InvocationNode, pairs: dict[int, InvocationNode]) -> float:
-    """How alike two invocations of one kind are: context above, content below, in (0, 17]."""
+    """How alike two invocations of one kind are: context above, content below, in (0, 19]."""
     score = 1.0
     if a.signature == b.signature:
         score += 6.0  # everything below is the same
@@ -565,6 +594,9 @@ def _similarity(a: InvocationNode, b: InvocationNode, pairs: dict[int, Invocatio
     if a.onset == b.onset:
         score += 1.0  # look-alikes that differ only in their trigger's details stay apart
     score += 2.5 * _overlap(_span_names(a), _span_names(b))
+    # Look-alikes (twin roots, say) are told apart by which callees hang where: the one whose
+    # callees sit under the same spans pairs, so a move between twins reads as one move.
+    score += 2.0 * _overlap(_placed_callees(a), _placed_callees(b))
     return score
 
 
@@ -605,6 +637,14 @@ def _callee_keys(node: InvocationNode) -> Counter[str]:
     return Counter(str(callee.key) for span in _walk_spans(node.top) for callee in span.callees)
 
 
+def _placed_callees(node: InvocationNode) -> Counter[str]:
+    """Each callee, by what it is and the span it hangs under."""
+    if node.top is None:
+        return Counter()
+    return Counter(f"{span.label}>{callee.signature}"
+                   for span in _walk_spans(node.top) for callee in span.callees)
+
+
 def _span_names(node: InvocationNode) -> Counter[str]:
     return Counter(span.name for span in _walk_spans(node.top)) if node.top else Counter()
 
@@ -619,12 +659,11 @@ def _overlap(a: Counter[str], b: Counter[str]) -> float:
 
 def diff_trees(expected: Tree, actual: Tree, options: DiffOptions = DiffOptions()) -> list[Change]:
     """Every difference between two trees that the options count, in path order."""
-    pairs = match_invocations(expected, actual)
+    pairs, span_pairs = match_trees(expected, actual)
     reverse = {id(b) for b in pairs.values()}
     # Labels of two resolvers (the upstream rule's and tracetree's) say different things.
     same_resolver = expected.resolver == actual.resolver or None in (expected.resolver, actual.resolver)
     changes: list[Change] = []
-    span_pairs: dict[int, SpanNode] = {}
     compare_spans = expected.has_spans and actual.has_spans
     # Paths read in the actual tree's trace numbers; a trace only expected says so.
     numbers = {a.trace: b.trace for a in expected.invocations if a.caller is None
@@ -641,10 +680,6 @@ def diff_trees(expected: Tree, actual: Tree, options: DiffOptions = DiffOptions(
         return path_of(node, None, lambda n: f"trace {unnumbers[n]}" if n in unnumbers
                        else f"expected trace {n}")
 
-    for a in expected.invocations:
-        b = pairs.get(id(a))
-        if b is not None and compare_spans and a.top is not None and b.top is not None:
-            _pair_spans(a.top, b.top, span_pairs)
     for a in expected.invocations:
         b = pairs.get(id(a))
         if b is None:
@@ -740,11 +775,11 @@ def _pair_spans(a: SpanNode, b: SpanNode, pairs: dict[int, SpanNode]) -> None:
             _pair_spans(x, y, pairs)
         return
     # Namesakes first, by best fit (six jsRpcCall spans and one more: one addition) ...
-    rows, columns, matrix = _solve([[_span_similarity(x, y) if x.name == y.name else -1e6
-                                     for y in children_b] for x in children_a])
+    scores = [[_span_similarity(x, y) if x.name == y.name else -1e6 for y in children_b] for x in children_a]
+    rows, columns = _solve(scores)
     paired_a, paired_b = set(), set()
     for row, column in zip(rows, columns, strict=True):
-        if matrix[row, column] > -1e6:
+        if scores[row][column] > -1e6:
             _pair_spans(children_a[row], children_b[column], pairs)
             paired_a.add(row)
             paired_b.add(column)
