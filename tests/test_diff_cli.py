@@ -428,6 +428,22 @@ def test_shape_side_compares_by_key(in_tmp: Path) -> None:
     assert [change["kind"] for change in json_report(result)["changes"]] == ["invocation-removed"]
 
 
+def test_shape_picks_one_of_several_named_shapes(in_tmp: Path) -> None:
+    """`--shape NAME` compares the named shape of a file holding several; without it, exit 2 says
+    which names there are and how to pick one."""
+    doc = document_of(in_tmp, "doc", fetch_trace())
+    (in_tmp / "shapes.json").write_bytes(orjson.dumps({
+        "flat": [{"key": "fetch GET /", "children": []}],
+        "nested": [{"key": "fetch GET /", "children": [{"key": "jsrpc getCounter", "children": []}]}]}))
+    assert diff_cli("shapes.json", doc, "--shape", "flat").exit_code == 0
+    result = diff_cli("shapes.json", doc, "--shape", "nested", "--format", "json")
+    assert [change["kind"] for change in json_report(result)["changes"]] == ["invocation-removed"]
+    assert_input_error(diff_cli("shapes.json", doc), "shapes.json:", "holds several shapes (flat, nested): "
+                       "name the one to use (tracetree diff --shape NAME)")
+    assert_input_error(diff_cli("shapes.json", doc, "--shape", "deep"), "shapes.json:",
+                       "no shape named 'deep' (the file has: flat, nested)")
+
+
 def test_keys_without_a_shape_is_noted(in_tmp: Path) -> None:
     """`--keys` with no shape on either side changes nothing, and stderr says it was ignored."""
     doc = document_of(in_tmp, "doc", fetch_trace())

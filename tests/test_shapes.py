@@ -372,7 +372,7 @@ def test_a_file_of_several_shapes_needs_a_name(tmp_path: Path) -> None:
     with pytest.raises(InputError) as error:
         load_shape(path)
     assert str(error.value) == f"{path}: holds several shapes (expectedWithPropagation, expectedFlat): " \
-                               "name the one to use"
+                               "name the one to use (tracetree diff --shape NAME)"
     assert to_shape(load_shape(path, "expectedFlat")) == revisions()["0221517f0"]["trees"]["expectedFlat"]
 
 

@@ -306,6 +306,9 @@ Exit codes: 0 no differences; 1 differences; 2 bad input.
               help="With a shape on either side, which invocation each key names: "
               '{"key": {"info.type": "jsrpc", "attributes.jsrpc.method": "getCounter"}, ...}, or a '
               "workerd fixtures file {key: [events]}. Without it, a key is the invocation's label.")
+@click.option("--shape", "shape_name", default=None, metavar="NAME",
+              help="With a shape file holding several named shapes ({NAME: [nodes], ...}), the one "
+              "to compare.")
 @click.option("-o", "--output", type=click.Path(dir_okay=False, writable=True, allow_dash=True),
               default="-", show_default=True, help="Write the report here.")
 @click.option("-q", "--quiet", is_flag=True, help="No summary or notes on stderr.")
@@ -316,6 +319,7 @@ def diff_command(
     level: str,
     ignore: tuple[str, ...],
     keys: str | None,
+    shape_name: str | None,
     output: str,
     quiet: bool,
 ) -> None:
@@ -329,9 +333,11 @@ def diff_command(
         from .shapes import load_key_rules
 
         rules = load_key_rules(keys) if keys else None
-        left, right = _load_tree(expected, quiet), _load_tree(actual, quiet)
+        left, right = _load_tree(expected, quiet, shape_name), _load_tree(actual, quiet, shape_name)
         if keys and left.has_spans and right.has_spans:
             notes.append("--keys is used only when a side is a shape: ignored")
+        if shape_name is not None and left.has_spans and right.has_spans:
+            notes.append("--shape is used only when a side is a shape: ignored")
         if level == Level.FULL and left.resolver and right.resolver and left.resolver != right.resolver:
             notes.append(f"{_shown(expected)} was linked by the {left.resolver} resolver and "
                          f"{_shown(actual)} by the {right.resolver} one: link resolutions not compared")
@@ -391,7 +397,7 @@ def _emit_diff(
 _STREAM = object()  # not one JSON value: JSON Lines (or nothing at all)
 
 
-def _load_tree(name: str, quiet: bool) -> Tree:
+def _load_tree(name: str, quiet: bool, shape_name: str | None = None) -> Tree:
     """EXPECTED or ACTUAL as a comparable tree: a tree document, a shape, or an event stream built.
 
     A JSON object with `format` (or `traces`) is a document, checked as load_document checks
@@ -405,7 +411,7 @@ def _load_tree(name: str, quiet: bool) -> Tree:
     if isinstance(value, dict) and ("format" in value or "traces" in value):
         return tree_from_document(checked_document(value, name), name)  # parsed once, not re-read
     if isinstance(value, (list, dict)) and shapes.is_shape(value):
-        return shapes.tree_from_shape(value, name)
+        return shapes.tree_from_shape(value, name, shape_name if isinstance(value, dict) else None)
     del value
     # build_file reads files (and .gz) itself; only stdin, already read, needs a copy.
     with _as_file(name, data if name == "-" else None) as path:

@@ -71,20 +71,6 @@ def _looks_like_node(node: Any) -> bool:
             and isinstance(node.get("children", []), list))
 
 
-def shape_names(data: Any) -> list[str]:
-    """The names of the shapes an object-form shape holds, in file order; [] for the array form."""
-    return list(data) if isinstance(data, dict) else []
-
-
-def select_shape(data: Any, name: str | None = None, source: str = "") -> list[Any]:
-    """The array of root nodes of a shape: the array itself, or the one named `name` in an object.
-
-    An object holding one shape needs no name. InputError (naming `source`) when the value is not
-    a shape of either form or the name is missing or unknown.
-    """
-    return _select(data, name, source or "<shape>")[1]
-
-
 def _select(data: Any, name: str | None, where: str) -> tuple[str, list[Any]]:
     """(where the nodes are, for messages: "" or the shape's name; the root nodes)."""
     if isinstance(data, list):
@@ -102,7 +88,8 @@ def _select(data: Any, name: str | None, where: str) -> tuple[str, list[Any]]:
     names = ", ".join(data)
     if name is None:
         if len(data) > 1:
-            raise InputError(where, None, f"holds several shapes ({names}): name the one to use")
+            raise InputError(where, None, f"holds several shapes ({names}): name the one to use "
+                                          "(tracetree diff --shape NAME)")
         name = next(iter(data))
     if name not in data:
         raise InputError(where, None, f"no shape named {name!r} (the file has: {names})")
