@@ -89,9 +89,11 @@ def fixture_line(result: FixtureResult, folder: str) -> Text:
 def render_check_text(report: CheckReport, folder: str) -> Group:
     """Every fixture's line, then the diff of each failing fixture, then the summary table."""
     parts: list[RenderableType] = [fixture_line(result, folder) for result in report.results]
-    if not report.results:
-        parts.append(Text(f"no fixtures in {safe_text(folder)}: a fixture is NAME.events.jsonl beside "
-                          "NAME.tree.json"))
+    if not report.results and report.select:
+        parts.append(Line("no fixture name matches ").add(" ".join(f"-k {p}" for p in report.select)).text())
+    elif not report.results:
+        parts.append(Line(f"no fixtures in {folder}: a fixture is NAME.events.jsonl beside NAME.tree.json")
+                     .text())
     for result in report.results:
         if result.changes and result.fixture.stream is not None:
             parts += [Text(), Line("━━ ", "bold").add(result.name, "bold").add(" ━━", "bold").text(),
