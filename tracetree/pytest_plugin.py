@@ -87,31 +87,40 @@ class FixtureComparison:
         return self.result.actual
 
     def explain(self) -> list[str]:
-        """The lines pytest shows when `tree == expected` fails."""
+        """The lines pytest shows when `tree == expected` fails: what differs and what to do first
+        (pytest shows the first 8 lines unless run with -vv), then every change."""
         from .check import Status
         from .render.check import plain
-        from .render.diff import render_diff_text
+        from .render.diff import count_line, render_diff_text
 
         result = self.result
         fixture = result.fixture
         source = str(fixture.stream) if fixture.stream is not None else "the events given"
-        lines = [f"the tree of {source} differs from its accepted tree {fixture.tree}"]
         if result.status is Status.MISSING:
             lines = [f"no accepted tree {fixture.tree} for {source}"]
-        elif result.status is Status.ERROR:
-            lines = [f"error: {result.error}"]
         elif result.changes:
-            report = render_diff_text(result.changes, expected_name=str(fixture.tree), actual_name=source)
-            lines += ["", *plain(report).rstrip("\n").splitlines()]
-        if result.strict and result.flagged:
-            lines.append(f"{result.flagged} ambiguous or orphan link(s), and the folder's options are strict")
+            lines = [f"the tree of {source} differs from its accepted tree {fixture.tree}: "
+                     f"{count_line(result.changes)}"]
+        else:
+            lines = [f"the tree of {source} matches {fixture.tree}, but the folder's options are strict: "
+                     f"{result.flagged} ambiguous or orphan link(s)"]
         if result.wrote_pending:
             lines.append(f"proposal written to {fixture.pending}: review it with "
                          f"`tracetree review {fixture.folder}`")
         elif result.status is Status.MISSING or result.changes:
             lines.append("run pytest with --tracetree-update to write a proposal, then "
                          f"`tracetree review {fixture.folder}`")
+        if result.changes:
+            report = plain(render_diff_text(result.changes, expected_name=str(fixture.tree),
+                                            actual_name=source))
+            # The report's heading and count line say what the first line says already.
+            lines += report.rstrip("\n").splitlines()[1:-2]
         return lines
+
+    def assert_matches(self) -> None:
+        """Fail the test with every line of the explanation (never cut short), unless it matches."""
+        if not self.matches:
+            pytest.fail("\n".join(self.explain()), pytrace=False)
 
 
 def compare_fixture(
