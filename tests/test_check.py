@@ -230,6 +230,36 @@ def test_a_stale_proposal_fails_a_matching_fixture_until_update_removes_it(folde
     assert not (folder / "alpha.tree.json.new").exists()
 
 
+def test_a_proposal_the_stream_has_moved_past_is_called_out_of_date(folder: Path) -> None:
+    """A proposal written for an older version of the stream is flagged, so nobody accepts it."""
+    write_jsonl(folder / "alpha.events.jsonl", fetch_stream("first change"))
+    assert cli("check", folder, "--update").exit_code == 1
+    write_jsonl(folder / "alpha.events.jsonl", fetch_stream("second change"))
+    result = cli("check", folder)
+    assert result.exit_code == 1
+    assert (f"✗ alpha  1 change · alpha.tree.json.new is out of date (the stream changed since): write it "
+            f"again with `tracetree check {folder} --update -k alpha`") in result.stdout
+    assert cli("check", folder, "--update").exit_code == 1
+    assert "alpha.tree.json.new awaits" in cli("check", folder).stdout
+
+
+def test_review_of_a_proposal_that_is_not_a_document_is_one_error_line(folder: Path) -> None:
+    (folder / "alpha.tree.json.new").write_text("[1, 2]")
+    assert_input_error(cli("review", folder, "--accept-all"), str(folder / "alpha.tree.json.new"),
+                       "not a tracetree document")
+    assert (folder / "alpha.tree.json.new").exists()
+
+
+def test_review_shows_only_numbers_from_a_hand_edited_summary(folder: Path) -> None:
+    document = orjson.loads((folder / "alpha.tree.json").read_bytes())
+    document["summary"] = {"traces": "\x1b[2Jmany", "invocations": 2, "links": {"root\x1b[31m": 1, "x": "y"}}
+    (folder / "alpha.tree.json.new").write_bytes(orjson.dumps(document))
+    result = cli("review", folder, input="s\n")
+    assert result.exit_code == 1
+    assert "proposed tree: 2 invocations · links: 1 root\\x1b[31m\n" in result.stdout
+    assert "\x1b" not in result.stdout
+
+
 # -- CI ------------------------------------------------------------------------------------------
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import enum
+import fnmatch
 import os
 import sys
 import tempfile
@@ -124,8 +125,6 @@ def discover(folder: str | Path) -> list[Fixture]:
 def selected(name: str, patterns: Sequence[str]) -> bool:
     """Whether `-k` patterns pick a fixture: a pattern with `*`, `?` or `[` is a glob on the whole
     name, any other a part of it. No pattern picks every fixture."""
-    import fnmatch
-
     if not patterns:
         return True
     return any(fnmatch.fnmatchcase(name, pattern) if any(c in pattern for c in "*?[") else pattern in name
@@ -220,6 +219,7 @@ class FixtureResult:
     strict: bool = False  # whether flagged links fail it (the folder's `strict`)
     error: InputError | None = None
     pending: bool = False  # a proposal exists after this run
+    stale_pending: bool = False  # it is not what the stream builds to now: accepting it would be wrong
     wrote_pending: bool = False  # this run wrote it
     removed_pending: bool = False  # this run removed a proposal the tree no longer needs
     seconds: float = 0.0
@@ -308,6 +308,8 @@ def check_fixture(
         else:
             result.removed_pending = _remove(fixture.pending)
     result.pending = fixture.pending.exists()
+    if result.pending and needs_proposal:
+        result.stale_pending = not _same_bytes(fixture.pending, actual_bytes)
     if result.status is Status.PASSED and result.pending:
         result.status = Status.PENDING
     result.seconds = time.perf_counter() - started
@@ -361,7 +363,7 @@ class CheckReport:
         return self.exit_code == EXIT_OK
 
 
-Progress = Callable[[int, int, FixtureResult | None], None]  # (done, total, the result just made)
+ProgressCallback = Callable[[int, int, FixtureResult | None], None]  # (done, total, the result just made)
 
 
 def check_folder(
@@ -371,7 +373,7 @@ def check_folder(
     update: bool = False,
     prune: bool = False,
     force: bool = False,
-    progress: Progress | None = None,
+    progress: ProgressCallback | None = None,
     environ: Mapping[str, str] | None = None,
 ) -> CheckReport:
     """Check every fixture of a folder: build its stream, compare it with its accepted tree.
@@ -402,7 +404,7 @@ def check_folder(
         raise InputError(str(path), None, f"{detail}: check takes the folder that holds the fixtures")
     config = load_config(folder)
     fixtures = discover(folder)
-    _check_overrides(config, [fixture.name for fixture in fixtures])
+    config.check_names([fixture.name for fixture in fixtures])
     chosen = [fixture for fixture in fixtures if selected(fixture.name, select)]
     results: list[FixtureResult] = []
     for fixture in chosen:
@@ -415,17 +417,6 @@ def check_folder(
         if progress is not None:
             progress(len(results), len(chosen), result)
     return CheckReport(folder, config, results, tuple(select), update, prune)
-
-
-def _check_overrides(config: FolderConfig, names: list[str]) -> None:
-    from .config import ConfigError, _line_of
-
-    unmatched = config.unmatched(names)
-    if unmatched and config.path is not None:
-        text = config.path.read_text(encoding="utf-8", errors="replace")
-        section = ("tool", "tracetree", "fixtures") if config.path.name == "pyproject.toml" else ("fixtures",)
-        raise ConfigError(str(config.path), _line_of(text, section, unmatched[0]),
-                          f"fixtures.{unmatched[0]} names no fixture in the folder")
 
 
 # -- review -------------------------------------------------------------------------------------
@@ -526,7 +517,7 @@ def init_fixture(dest: str | Path, stream: str, *, force: bool = False) -> Creat
                                   fixture.tree, fixture.pending) if path.exists()]
     if existing and not force:
         raise Refused(f"{existing[0]} already exists: pass --force to replace the fixture {name!r}")
-    options = load_config(folder).options_for(name) if folder.is_dir() else FixtureOptions()
+    options = load_config(folder).options_for(name)  # a folder not made yet has its parents' pyproject
     with _as_path(stream, data) as source:
         forest, _, tree_bytes = build_actual(Path(source), options)
     folder.mkdir(parents=True, exist_ok=True)

@@ -11,8 +11,16 @@ import click
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-from .check import FixtureResult, Refused, accept, check_folder, init_fixture, proposals, reject
-from .check import Progress as ProgressCallback
+from .check import (
+    FixtureResult,
+    ProgressCallback,
+    Refused,
+    accept,
+    check_folder,
+    init_fixture,
+    proposals,
+    reject,
+)
 from .cli import _error, main
 from .errors import EXIT_FINDINGS, EXIT_INPUT, EXIT_OK, InputError, TracetreeError
 

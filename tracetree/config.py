@@ -107,6 +107,16 @@ class FolderConfig:
         return [pattern for pattern, _ in self.overrides
                 if not any(pattern == name or fnmatch.fnmatchcase(name, pattern) for name in names)]
 
+    def check_names(self, names: list[str]) -> None:
+        """Raise ConfigError, at the override's line, when an override names no fixture of `names`."""
+        unmatched = self.unmatched(names)
+        if unmatched and self.path is not None:
+            text = self.path.read_text(encoding="utf-8", errors="replace")
+            in_pyproject = self.path.name == "pyproject.toml"
+            section = ("tool", "tracetree", "fixtures") if in_pyproject else ("fixtures",)
+            raise ConfigError(str(self.path), line_of(text, section, unmatched[0]),
+                              f"fixtures.{unmatched[0]} names no fixture in the folder")
+
 
 def find_config(folder: Path) -> tuple[Path, tuple[str, ...]] | None:
     """The file holding `folder`'s options and the table in it, or None.
@@ -147,20 +157,20 @@ def load_config(folder: str | Path) -> FolderConfig:
         table = table[part]
     where = ".".join(table_path)
     if not isinstance(table, dict):
-        raise ConfigError(str(path), _line_of(text, (), table_path[-1]) if table_path else None,
+        raise ConfigError(str(path), line_of(text, (), table_path[-1]) if table_path else None,
                           f"[{where}] must be a table, found {json_type(table)}")
     base_dir = path.parent
     overrides = table.get("fixtures", {})
     base_changes = _changes(table, path, text, table_path, base_dir, allow_fixtures=True)
     base = replace(FixtureOptions(), **base_changes)
     if not isinstance(overrides, dict):
-        raise ConfigError(str(path), _line_of(text, table_path, "fixtures"),
+        raise ConfigError(str(path), line_of(text, table_path, "fixtures"),
                           f"'fixtures' must be a table of fixture names, found {json_type(overrides)}")
     changes: list[tuple[str, Mapping[str, Any]]] = []
     for pattern, override in overrides.items():
         section = (*table_path, "fixtures", pattern)
         if not isinstance(override, dict):
-            raise ConfigError(str(path), _line_of(text, (*table_path, "fixtures"), pattern),
+            raise ConfigError(str(path), line_of(text, (*table_path, "fixtures"), pattern),
                               f"fixtures.{pattern} must be a table of options, found {json_type(override)}")
         changes.append((pattern, _changes(override, path, text, section, base_dir, allow_fixtures=False)))
     for pattern, change in changes:  # each override must make sense on top of the folder's options
@@ -179,7 +189,7 @@ def _changes(
     for key, value in table.items():
         if key == "fixtures" and allow_fixtures:
             continue
-        line = _line_of(text, section, key)
+        line = line_of(text, section, key)
         name = f"{prefix}.{key}" if prefix else key
         if key not in _OPTIONS:
             known = ", ".join(sorted(_OPTIONS) + (["fixtures"] if allow_fixtures else []))
@@ -214,7 +224,7 @@ def _check_combined(options: FixtureOptions, path: Path, text: str, section: tup
     try:
         options.normalization  # noqa: B018 - computed for its check
     except ValueError as error:
-        line = _line_of(text, section, "keep") or _line_of(text, section, "normalize")
+        line = line_of(text, section, "keep") or line_of(text, section, "normalize")
         message = str(error).replace("--keep", "keep").replace("--normalize", "normalize")
         raise ConfigError(str(path), line, message) from None
 
@@ -245,7 +255,7 @@ def _split_key(dotted: str) -> tuple[str, ...]:
     return tuple(a or b or c for a, b, c in parts)
 
 
-def _line_of(text: str, section: tuple[str, ...], key: str) -> int | None:
+def line_of(text: str, section: tuple[str, ...], key: str) -> int | None:
     """The line where `key` is set in table `section` (the tables this module reads are plain:
     headers and `key = value` lines), or None when it cannot be found."""
     current: tuple[str, ...] = ()

@@ -7,7 +7,6 @@ from __future__ import annotations
 import io
 import shlex
 import xml.etree.ElementTree as ET
-from collections.abc import Sequence
 
 from rich import box
 from rich.console import Console, Group, RenderableType
@@ -15,8 +14,7 @@ from rich.table import Table
 from rich.text import Text
 
 from ..check import CheckReport, FixtureResult, Proposal, Status
-from ..diff import Change
-from .diff import count_line, github_command, render_diff_github, render_diff_text
+from .diff import github_command, render_diff_github, render_diff_text
 from .text import Line, safe_text
 
 _MARK = {
@@ -66,6 +64,9 @@ def describe(result: FixtureResult, folder: str) -> str:
     if result.wrote_pending:
         parts.append(f"proposal written to {fixture.pending.name}: review it with "
                      f"{_command('tracetree', 'review', folder)}")
+    elif result.stale_pending:
+        parts.append(f"{fixture.pending.name} is out of date (the stream changed since): write it again "
+                     f"with {_command('tracetree', 'check', folder, '--update', '-k', fixture.name)}")
     elif result.pending and status is not Status.ORPHAN:
         parts.append(f"{fixture.pending.name} awaits {_command('tracetree', 'review', folder)}")
     if result.removed_pending:
@@ -239,10 +240,11 @@ def render_proposal(proposal: Proposal, index: int, total: int) -> Group:
         head.add("  new fixture: no accepted tree yet", "yellow")
     parts: list[RenderableType] = [head.text()]
     if summary:
+        # A proposal is a file anyone can edit: only counts that are numbers are shown.
         links = summary.get("links") if isinstance(summary.get("links"), dict) else {}
-        shown = ", ".join(f"{count} {label}" for label, count in links.items() if count)
-        facts = f"{_plural(int(summary.get('traces') or 0), 'trace')}, " \
-                f"{_plural(int(summary.get('invocations') or 0), 'invocation')}"
+        shown = ", ".join(f"{count} {label}" for label, count in links.items() if _count(count))
+        facts = ", ".join(_plural(summary[key], word) for key, word in (("traces", "trace"),
+                          ("invocations", "invocation")) if _count(summary.get(key)) is not None)
         parts.append(Line("proposed tree: ").add(facts + (f" · links: {shown}" if shown else "")).text())
     if proposal.identical:
         parts.append(Text("the proposal is byte for byte the accepted tree", "green"))
@@ -255,5 +257,5 @@ def render_proposal(proposal: Proposal, index: int, total: int) -> Group:
     return Group(*parts)
 
 
-def changes_line(changes: Sequence[Change]) -> str:
-    return count_line(changes) if changes else "no changes"
+def _count(value: object) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
