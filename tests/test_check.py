@@ -185,6 +185,18 @@ def test_a_stream_without_a_tree_fails_and_says_how_to_create_it(folder: Path) -
     assert "missing" in result.stdout and "FAILED: 1 of 3 fixtures" in result.stdout
 
 
+def test_several_missing_trees_get_one_hint_at_the_end(folder: Path) -> None:
+    (folder / "sub").mkdir()
+    write_jsonl(folder / "gamma.events.jsonl", fetch_stream())
+    write_jsonl(folder / "sub" / "delta.events.jsonl", fetch_stream())
+    result = cli("check", folder)
+    assert result.exit_code == 1
+    assert "✗ gamma  no expected tree gamma.tree.json\n" in result.stdout
+    assert "✗ sub/delta  no expected tree sub/delta.tree.json\n" in result.stdout
+    assert (f"FAILED: 2 of 4 fixtures · create the 2 missing trees with `tracetree check {folder} --update`, "
+            f"then `tracetree review {folder}`") in result.stdout
+
+
 def test_a_new_fixture_is_reviewed_against_nothing(folder: Path) -> None:
     """A proposal for a new fixture shows what it holds, as invocations added to an empty tree."""
     write_jsonl(folder / "gamma.events.jsonl", fetch_stream())

@@ -13,7 +13,7 @@ from rich.console import Console, Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
-from ..check import CheckReport, FixtureResult, Proposal, Status
+from ..check import PENDING_SUFFIX, TREE_SUFFIX, CheckReport, FixtureResult, Proposal, Status
 from .diff import github_command, render_diff_github, render_diff_text
 from .text import Line, safe_text
 
@@ -36,10 +36,13 @@ def _command(*words: str) -> str:
     return "`" + " ".join(shlex.quote(word) for word in words) + "`"
 
 
-def describe(result: FixtureResult, folder: str) -> str:
+def describe(result: FixtureResult, folder: str, *, hint: bool = True) -> str:
     """What a fixture's line says after its name: the count of changes, or what is wrong and what to
-    do about it (`folder` is the folder as the user named it, for the commands suggested)."""
+    do about it (`folder` is the folder as the user named it, for the commands suggested; without
+    `hint`, a missing fixture's line leaves the how-to to the closing line)."""
     fixture = result.fixture
+    # Named from the folder: `sub/case.tree.json` for a fixture in a subfolder.
+    tree, pending = f"{fixture.name}{TREE_SUFFIX}", f"{fixture.name}{PENDING_SUFFIX}"
     status = result.status
     parts: list[str] = []
     if status is Status.FAILED:
@@ -48,37 +51,37 @@ def describe(result: FixtureResult, folder: str) -> str:
         if result.strict and result.flagged:
             parts.append(f"{_plural(result.flagged, 'ambiguous or orphan link')} (strict)")
     elif status is Status.MISSING:
-        parts.append(f"no expected tree {fixture.tree.name}")
-        if not result.wrote_pending and not result.pending:
+        parts.append(f"no expected tree {tree}")
+        if hint and not result.wrote_pending and not result.pending:
             update = _command("tracetree", "check", folder, "--update", "-k", fixture.name)
             parts.append(f"create it with {update}, then {_command('tracetree', 'review', folder)}")
     elif status is Status.PENDING:
         parts.append("matches, but a proposal awaits review")
     elif status is Status.ORPHAN:
-        parts.append(f"orphan: {fixture.tree.name if fixture.tree.exists() else fixture.pending.name} "
+        parts.append(f"orphan: {tree if fixture.tree.exists() else pending} "
                      f"has no stream ({_command('tracetree', 'check', folder, '--prune')} removes it)")
     elif status is Status.PRUNED:
         parts.append("orphan removed (--prune)")
     elif status is Status.ERROR:
         parts.append(f"error: {result.error}")
     if result.wrote_pending:
-        parts.append(f"proposal written to {fixture.pending.name}: review it with "
+        parts.append(f"proposal written to {pending}: review it with "
                      f"{_command('tracetree', 'review', folder)}")
     elif result.stale_pending:
-        parts.append(f"{fixture.pending.name} is out of date (the stream changed since): write it again "
+        parts.append(f"{pending} is out of date (the stream changed since): write it again "
                      f"with {_command('tracetree', 'check', folder, '--update', '-k', fixture.name)}")
     elif result.pending and status is not Status.ORPHAN:
-        parts.append(f"{fixture.pending.name} awaits {_command('tracetree', 'review', folder)}")
+        parts.append(f"{pending} awaits {_command('tracetree', 'review', folder)}")
     if result.removed_pending:
-        parts.append(f"stale {fixture.pending.name} removed")
+        parts.append(f"stale {pending} removed")
     return " · ".join(parts)
 
 
-def fixture_line(result: FixtureResult, folder: str) -> Text:
+def fixture_line(result: FixtureResult, folder: str, *, hint: bool = True) -> Text:
     """`✓ name` or `✗ name  3 changes`: one line per fixture, never markup."""
     mark, style = _MARK[result.status]
     line = Line(mark, style).add(" ").add(result.name, "bold" if result.status.fails else "")
-    said = describe(result, folder)
+    said = describe(result, folder, hint=hint)
     if said:
         line.add("  ").add(said, "red" if result.status in (Status.FAILED, Status.ERROR) else "")
     text = line.text()
@@ -89,7 +92,9 @@ def fixture_line(result: FixtureResult, folder: str) -> Text:
 
 def render_check_text(report: CheckReport, folder: str) -> Group:
     """Every fixture's line, then the diff of each failing fixture, then the summary table."""
-    parts: list[RenderableType] = [fixture_line(result, folder) for result in report.results]
+    # One missing fixture's line says how to create its tree; several leave it to the closing line.
+    hint = len(_unhinted_missing(report)) <= 1
+    parts: list[RenderableType] = [fixture_line(result, folder, hint=hint) for result in report.results]
     if not report.results and report.select:
         parts.append(Line("no fixture name matches ").add(" ".join(f"-k {p}" for p in report.select)).text())
     elif not report.results:
@@ -131,6 +136,11 @@ def closing_line(report: CheckReport, folder: str) -> Text:
             line.add(f" · {_plural(orphans, 'orphan')} reported", "yellow")
     else:
         line = Line(f"FAILED: {len(failing)} of {_plural(total, 'fixture')}", "bold red")
+    missing = _unhinted_missing(report)
+    if len(missing) > 1:
+        line.add(f" · create the {len(missing)} missing trees with "
+                 f"{_command('tracetree', 'check', folder, '--update', *_select_args(report))}, then "
+                 f"{_command('tracetree', 'review', folder)}")
     written = report.written
     if written:
         line.add(f" · wrote {_plural(len(written), 'proposal')}; review with "
@@ -139,6 +149,14 @@ def closing_line(report: CheckReport, folder: str) -> Text:
     text.no_wrap = None
     text.overflow = None
     return text
+
+
+def _unhinted_missing(report: CheckReport) -> list[FixtureResult]:
+    return [r for r in report.results if r.status is Status.MISSING and not r.pending and not r.wrote_pending]
+
+
+def _select_args(report: CheckReport) -> list[str]:
+    return [word for pattern in report.select for word in ("-k", pattern)]
 
 
 def plain(renderable: RenderableType, width: int = 200) -> str:
