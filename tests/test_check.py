@@ -417,6 +417,19 @@ def test_github_format_annotates_the_files_of_failing_fixtures(folder: Path) -> 
     assert lines[-1] == "FAILED: 2 of 3 fixtures"
 
 
+def test_github_format_points_at_the_line_of_bad_input_and_warns_of_orphans(folder: Path) -> None:
+    (folder / "broken.events.jsonl").write_text('{"invocationId": "a"}\n{oops\n')
+    (folder / "beta.events.jsonl").unlink()
+    result = cli("check", folder, "--format", "github")
+    assert result.exit_code == 2
+    lines = result.stdout.splitlines()
+    assert lines[0].startswith(f"::warning file={folder / 'beta.tree.json'},title=tracetree check beta::"
+                               "orphan: beta.tree.json has no stream")
+    assert lines[1].startswith(f"::error file={folder / 'broken.events.jsonl'},line=2,"
+                               "title=tracetree check broken::malformed JSON")
+    assert lines[-1] == "FAILED: 1 of 3 fixtures"
+
+
 def test_names_from_the_file_system_are_shown_safely(tmp_path: Path) -> None:
     """A fixture named with terminal escapes (a pull request can name a file anything) is shown
     escaped in every output, and the JUnit XML stays well formed."""

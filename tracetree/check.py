@@ -295,7 +295,9 @@ def check_fixture(
         else:
             result.status = Status.MISSING
             needs_proposal = True
-    except InputError as error:
+    except TracetreeError as error:
+        if not isinstance(error, InputError):  # a tree nested too deeply to build or compare
+            error = InputError(str(fixture.stream or fixture.tree), None, str(error))
         result.status, result.error = Status.ERROR, error
         result.pending = fixture.pending.exists()
         result.seconds = time.perf_counter() - started
