@@ -348,6 +348,17 @@ def test_a_full_disk_during_update_is_one_error_line_and_no_half_file(
     assert (folder / "alpha.tree.json.new").read_bytes() == b"an older proposal\n"
 
 
+def test_ctrl_c_is_one_line_and_exit_130(folder: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    def interrupted(*args: Any, **kwargs: Any) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(check_module, "build_actual", interrupted)
+    result = cli("check", folder, "--update")
+    assert result.exit_code == 130
+    assert result.stderr == "error: interrupted: files already written are whole; nothing is half written\n"
+    assert files(folder) == ["alpha.events.jsonl", "alpha.tree.json", "beta.events.jsonl", "beta.tree.json"]
+
+
 def test_written_files_get_ordinary_permissions(folder: Path) -> None:
     write_jsonl(folder / "alpha.events.jsonl", fetch_stream("changed"))
     assert cli("check", folder, "--update").exit_code == 1

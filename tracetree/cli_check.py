@@ -27,6 +27,7 @@ from .errors import EXIT_FINDINGS, EXIT_INPUT, EXIT_OK, InputError, TracetreeErr
 # Below this many fixtures (or this much stream data) a progress bar would only flicker.
 PROGRESS_FIXTURES = 20
 PROGRESS_BYTES = 4 * 1024 * 1024
+EXIT_INTERRUPTED = 130
 
 CHECK_HELP = """Check a folder of fixtures: build every recorded stream and compare it with its
 accepted tree. One line per fixture (✓, or ✗ with the count of changes), the diff of each
@@ -96,12 +97,16 @@ def _stream_bytes(result: FixtureResult | None) -> int:
 
 @contextmanager
 def _errors_exit() -> Iterator[None]:
-    """A library error becomes one line on stderr and exit 2, never a traceback."""
+    """A library error becomes one line on stderr and exit 2, never a traceback; so does Ctrl-C
+    (exit 130, as a shell reports SIGINT), and every write was atomic, so nothing is left half done."""
     try:
         yield
     except (InputError, Refused, TracetreeError) as error:
         _error(str(error))
         sys.exit(EXIT_INPUT)
+    except KeyboardInterrupt:
+        _error("interrupted: files already written are whole; nothing is half written")
+        sys.exit(EXIT_INTERRUPTED)
 
 
 @main.command("check", help=CHECK_HELP, short_help="Check a folder of fixtures (CI); --update, then review.")
