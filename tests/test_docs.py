@@ -138,8 +138,8 @@ def test_readme_opens_with_install_and_test_commands() -> None:
         assert name.startswith("fixtures/"), name
         assert (ROOT / name).is_file(), name
 
-    ci = [line for line in (ROOT / ".ci" / "run").read_text(encoding="utf-8").splitlines() if line.strip()]
-    assert lines[1].strip() == ci[-1].strip()
+    ci = [line.strip() for line in (ROOT / ".ci" / "run").read_text(encoding="utf-8").splitlines()]
+    assert lines[1].strip() in ci, "CI runs exactly README's test command"
 
 
 README_COMMANDS = readme_tracetree_commands()
@@ -192,3 +192,10 @@ def test_changelog_has_an_unreleased_section() -> None:
     match = re.search(r"^## \[Unreleased\]\s*$(.*?)(?=^## |\Z)", text, re.MULTILINE | re.DOTALL)
     assert match is not None, "no `## [Unreleased]` heading"
     assert re.search(r"^- \S", match.group(1), re.MULTILINE), "the Unreleased section lists no change"
+
+
+def test_ci_checks_the_fixture_folder_after_the_tests() -> None:
+    """`.ci/run` runs `tracetree check fixtures/` after the README's test command."""
+    ci = [line.strip() for line in (ROOT / ".ci" / "run").read_text(encoding="utf-8").splitlines()]
+    tests = ci.index("python -m pip install -e '.[test]' && python -m pytest")
+    assert "python -m tracetree check fixtures/" in ci[tests + 1:]

@@ -7,6 +7,7 @@
 """
 
 from .build import Forest, build, build_file
+from .check import CheckReport, FixtureResult, Status, check_folder
 from .diff import Change, ChangeKind, Level, diff  # `tracetree.diff(...)` is the function
 from .dispatch import DEFAULT_TABLE, DispatchTable, load_dispatch_table
 from .errors import InputError, TracetreeError
@@ -19,8 +20,10 @@ __all__ = [
     "Candidate",
     "Change",
     "ChangeKind",
+    "CheckReport",
     "DispatchTable",
     "Evidence",
+    "FixtureResult",
     "Forest",
     "InputError",
     "Invocation",
@@ -29,11 +32,13 @@ __all__ = [
     "Resolution",
     "ResolveOptions",
     "Span",
+    "Status",
     "Trace",
     "TraceEvidence",
     "TracetreeError",
     "build",
     "build_file",
+    "check_folder",
     "diff",
     "load_dispatch_table",
     "resolve_trace",

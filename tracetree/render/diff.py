@@ -353,20 +353,32 @@ def render_diff_json(
 # -- GitHub Actions --------------------------------------------------------------------------------
 
 
-def render_diff_github(changes: Sequence[Change]) -> str:
-    """GitHub Actions workflow commands: one `::error title=KIND::PLACE: SENTENCE` line per change.
+def render_diff_github(changes: Sequence[Change], *, file: str | None = None,
+                       title: str = "tracetree diff") -> str:
+    """GitHub Actions workflow commands: one `::error title=KIND::PLACE: SENTENCE` line per change
+    (with `file=FILE`, the annotation is attached to that file of the pull request).
 
     Escaped as the Actions runner unescapes them: `%`, CR and LF everywhere, and `:` and `,`
     in properties too. Untrusted text is made safe first: the log viewer obeys ANSI escapes.
     """
     if not changes:
-        return "tracetree diff: no differences\n"
+        return f"{title}: no differences\n"
+    where = f"file={_github_property(file)}," if file else ""
     lines = []
     for item in ordered(changes):
-        title = _github_property(f"tracetree diff: {item.change.kind.value}")
+        heading = _github_property(f"{title}: {item.change.kind.value}")
         message = _github_data(f"{item.place}: {item.sentence}" if item.place else item.sentence)
-        lines.append(f"::error title={title}::{message}\n")
+        lines.append(f"::error {where}title={heading}::{message}\n")
     return "".join(lines)
+
+
+def github_command(level: str, message: str, *, file: str | None = None, line: int | None = None,
+                   title: str | None = None) -> str:
+    """One workflow command line, `::error file=F,line=N,title=T::MESSAGE`, escaped as above."""
+    properties = [f"{key}={_github_property(str(value))}"
+                  for key, value in (("file", file), ("line", line), ("title", title)) if value is not None]
+    head = f"{level} {','.join(properties)}" if properties else level
+    return f"::{head}::{_github_data(message)}\n"
 
 
 def _github_data(text: str) -> str:
