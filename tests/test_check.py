@@ -462,8 +462,16 @@ def test_k_selects_by_part_of_a_name_or_a_glob(folder: Path) -> None:
     assert [r.name for r in check_folder(folder, select=["*ta"]).results] == ["beta"]
     assert [r.name for r in check_folder(folder, select=["alpha", "beta"]).results] == ["alpha", "beta"]
     result = cli("check", folder, "-k", "nothing")
-    assert result.exit_code == 0
-    assert "no fixture name matches -k nothing" in result.stdout and "ok: 0 fixtures checked" in result.stdout
+    assert result.exit_code == 2  # a typo in CI must not pass
+    assert "no fixture name matches -k nothing" in result.stdout
+    assert "FAILED: no fixture checked" in result.stdout
+
+
+def test_an_empty_folder_checks_nothing_and_fails(tmp_path: Path) -> None:
+    """A folder with no fixture (a wrong path in a CI job) exits 2 and says what a fixture is."""
+    result = cli("check", tmp_path)
+    assert result.exit_code == 2
+    assert "no fixtures in" in result.stdout and "NAME.events.jsonl beside NAME.tree.json" in result.stdout
 
 
 def test_fixtures_in_subfolders_and_gzip_streams(tmp_path: Path) -> None:

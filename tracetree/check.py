@@ -353,7 +353,10 @@ class CheckReport:
     @property
     def exit_code(self) -> int:
         """2 when a stream or tree could not be read, else 1 when any fixture failed, is missing
-        or has a proposal awaiting review, else 0. Orphans are reported, not failed."""
+        or has a proposal awaiting review, else 0. Orphans are reported, not failed. Nothing to
+        check (an empty folder, a -k that matches nothing) is 2: a typo must not pass in CI."""
+        if all(result.status is Status.ORPHAN for result in self.results):
+            return EXIT_INPUT
         if any(result.status is Status.ERROR for result in self.results):
             return EXIT_INPUT
         if any(result.status.fails for result in self.results):

@@ -56,7 +56,7 @@ is reported (orphan), and --prune removes orphans, only on a full run without -k
 
 \b
 Exit codes: 0 every fixture matches; 1 a fixture differs, is missing or has a proposal awaiting
-review; 2 bad input or configuration (one line naming the file).
+review; 2 bad input or configuration (one line naming the file), or nothing to check.
 """
 
 

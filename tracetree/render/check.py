@@ -129,7 +129,9 @@ def closing_line(report: CheckReport, folder: str) -> Text:
     """The verdict, and what to do next."""
     total = len(report.results)
     failing = [r for r in report.results if r.status.fails or r.status is Status.ERROR]
-    if report.exit_code == 0:
+    if total == report.count(Status.ORPHAN):
+        line = Line("FAILED: no fixture checked", "bold red")
+    elif report.exit_code == 0:
         line = Line(f"ok: {_plural(total, 'fixture')} checked", "bold green")
         orphans = report.count(Status.ORPHAN)
         if orphans:
