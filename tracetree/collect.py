@@ -202,8 +202,11 @@ class _Sink:
         if not self._append:
             os.ftruncate(self._fd, 0)
             self._good = 0
-        elif self._good and os.pread(self._fd, 1, self._good - 1) != b"\n":
-            self.write(b"\n")
+        elif self._good:
+            with open(self.name, "rb") as existing:
+                existing.seek(self._good - 1)
+                if existing.read(1) != b"\n":
+                    self.write(b"\n")
 
     def write(self, data: bytes) -> None:
         """Append `data` whole, durably; on failure cut the file back to its last whole batch."""
