@@ -11,8 +11,9 @@ import socket
 import subprocess
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import AbstractContextManager
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -23,6 +24,7 @@ from tracetree.collect import (
     BatchError,
     CollectError,
     CollectOptions,
+    Collector,
     Totals,
     collecting,
     parse_batch,
@@ -32,6 +34,15 @@ from tracetree.collect import (
 LISTENING = re.compile(r"^listening on (http://127\.0\.0\.1:(\d+)/)$")
 # A safety net so a hung collector fails the test instead of the run; never a speed assertion.
 PATIENCE = 120
+
+
+def wait_until(condition: Callable[[], bool]) -> None:
+    """Poll until `condition` holds; fail (never time anything) if it has not after PATIENCE seconds."""
+    for _ in range(PATIENCE * 100):
+        if condition():
+            return
+        threading.Event().wait(0.01)
+    pytest.fail("gave up waiting")
 
 
 def post(url: str, body: bytes | Iterator[bytes], headers: dict[str, str] | None = None,
@@ -132,7 +143,7 @@ def test_a_malformed_batch_is_refused_whole(tmp_path: Path, bad: bytes) -> None:
     """400 naming the line, and nothing of the batch is written, not even its good lines."""
     out = tmp_path / "events.jsonl"
     rejected: list[str] = []
-    with collecting(str(out), on_reject=rejected.append) as collector:
+    with collecting(str(out), on_note=rejected.append) as collector:
         assert post(collector.url or "", lines({"before": 1}))[0] == 200
         status, body = post(collector.url or "", bad)
         assert post(collector.url or "", lines({"after": 1}))[0] == 200
@@ -211,6 +222,69 @@ def test_a_failed_write_is_never_answered_200(tmp_path: Path) -> None:
     assert again[0] == 503
     assert str(failure) == "cannot write /dev/full: No space left on device"
     assert collector.totals.batches == 0
+
+
+def stopping_in_background(cm: AbstractContextManager[Collector], collector: Collector) -> threading.Thread:
+    """Leave the entered `collecting` block `cm` in another thread; return once `collector` is stopping."""
+    stopper = threading.Thread(target=cm.__exit__, args=(None, None, None))
+    stopper.start()
+    wait_until(lambda: collector.stopping)
+    return stopper
+
+
+def half_sent(url: str, body: bytes) -> socket.socket:
+    """A connection with a POST's headers and the first half of its body sent."""
+    parts = urlsplit(url)
+    sock = socket.create_connection((parts.hostname, parts.port), timeout=PATIENCE)
+    head = b"POST / HTTP/1.1\r\nHost: collector\r\nContent-Length: %d\r\n\r\n" % len(body)
+    sock.sendall(head + body[: len(body) // 2])
+    return sock
+
+
+def test_stopping_finishes_the_uploads_in_hand(tmp_path: Path) -> None:
+    """A batch half received when the collector stops is received whole, stored and answered 200;
+    a batch sent after the stop on an open connection is answered 503 and not written."""
+    out = tmp_path / "events.jsonl"
+    cm = collecting(str(out))
+    collector = cm.__enter__()
+    url = collector.url or ""
+    parts = urlsplit(url)
+    idle = http.client.HTTPConnection(parts.hostname, parts.port, timeout=PATIENCE)
+    idle.request("POST", "/", body=lines({"first": 1}))
+    assert idle.getresponse().read() == b'{"accepted": 1}'
+    body = lines({"in hand": 1}, {"in hand": 2})
+    upload = half_sent(url, body)
+    wait_until(lambda: collector.in_hand == 1)  # the server has the upload's headers
+    stopper = stopping_in_background(cm, collector)
+    idle.request("POST", "/", body=lines({"late": 1}))
+    late = idle.getresponse()
+    assert (late.status, late.read()) == (503, b"collector is stopping: nothing of this batch was written\n")
+    upload.sendall(body[len(body) // 2:])
+    with upload, upload.makefile("rb") as reader:
+        answer = reader.read()
+    idle.close()
+    stopper.join()
+    assert answer.startswith(b"HTTP/1.1 200 OK\r\n")
+    assert answer.endswith(b'\r\n\r\n{"accepted": 2}')
+    assert out.read_bytes() == lines({"first": 1}, {"in hand": 1}, {"in hand": 2})
+    assert collector.totals.batches == 2
+    assert collector.totals.rejected == 1
+
+
+def test_hurry_drops_the_uploads_not_received_whole(tmp_path: Path) -> None:
+    """After hurry() (a second Ctrl-C), stop() ends without the slow upload: not answered, not written."""
+    out = tmp_path / "events.jsonl"
+    cm = collecting(str(out))
+    collector = cm.__enter__()
+    upload = half_sent(collector.url or "", lines({"slow": 1}))
+    wait_until(lambda: collector.in_hand == 1)
+    stopper = stopping_in_background(cm, collector)
+    collector.hurry()
+    stopper.join()
+    with upload:
+        assert upload.recv(100) == b""
+    assert out.read_bytes() == b""
+    assert collector.totals == Totals()
 
 
 def check_capture(path: Path, accepted: dict[int, list[int]], events_per_batch: int) -> None:
@@ -362,6 +436,7 @@ def test_ctrl_c_under_load_keeps_exactly_the_accepted_events(tmp_path: Path) -> 
     posters, per_batch = 12, 40
     process, url = start_cli("--listen", "127.0.0.1:0", "-o", "events.jsonl", cwd=tmp_path)
     accepted: dict[int, list[int]] = {p: [] for p in range(posters)}
+    refused: list[bytes] = []  # answers other than 200: the collector stopping
     enough = threading.Semaphore(0)
 
     def run(poster: int) -> None:
@@ -372,11 +447,11 @@ def test_ctrl_c_under_load_keeps_exactly_the_accepted_events(tmp_path: Path) -> 
             try:
                 connection.request("POST", "/", body=body)
                 response = connection.getresponse()
-                status = response.status
-                response.read()
+                status, answer = response.status, response.read()
             except OSError:  # the collector has stopped listening: this batch was not accepted
                 break
             if status != 200:
+                refused.append(b"%d %s" % (status, answer))
                 break
             accepted[poster].append(batch)
             enough.release()
@@ -395,7 +470,8 @@ def test_ctrl_c_under_load_keeps_exactly_the_accepted_events(tmp_path: Path) -> 
     batches = sum(len(b) for b in accepted.values())
     assert batches >= 300
     size = (tmp_path / "events.jsonl").stat().st_size
+    assert set(refused) <= {b"503 collector is stopping: nothing of this batch was written\n"}
     assert err.decode().splitlines()[-1] == (
-        f"stopped: {batches:,} batches, {batches * per_batch:,} events, 0 rejected "
+        f"stopped: {batches:,} batches, {batches * per_batch:,} events, {len(refused)} rejected "
         f"({size:,} bytes written) → events.jsonl")
     check_capture(tmp_path / "events.jsonl", accepted, per_batch)

@@ -50,8 +50,12 @@ written, and is answered:
   200  every line stored: appended in arrival order, flushed and fsynced to OUTPUT
   400  a line is not a JSON object (the body names the line): nothing of it written
   413  larger than --max-batch-bytes: nothing of it written
-  503  OUTPUT cannot be written any more (the collector then stops, exit 2)
+  503  stopping, or OUTPUT cannot be written any more (the collector then stops, exit 2)
 Nothing answered 200 is lost. GET / shows the counts so far.
+
+On Ctrl-C (or SIGTERM) it stops listening, finishes the uploads in hand (up to 10 s; a second
+Ctrl-C drops those not yet received whole, unanswered), answers 503 to batches sent after it on
+open connections, and prints the totals.
 
 \b
 Exit codes: 0 stopped by Ctrl-C or SIGTERM; 2 the address cannot be bound, OUTPUT cannot be
@@ -100,10 +104,12 @@ def collect(
 
     with _live_count(console, enabled=live) as watch:
         try:
-            totals = run_collector(output, options, ready=ready, on_reject=note, on_collector=watch)
+            totals = run_collector(output, options, ready=ready, on_note=note, on_collector=watch)
         except CollectError as error:
             _error(str(error))
             sys.exit(EXIT_INPUT)
+        except KeyboardInterrupt:  # Ctrl-C before the collector was listening: nothing was taken
+            sys.exit(130)
     if not quiet:
         name = "stdout" if output == "-" else output
         console.print(f"stopped: {describe(totals)} → {safe_text(name)}", markup=False, highlight=False,

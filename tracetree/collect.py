@@ -27,12 +27,14 @@ import sys
 import threading
 from collections.abc import Callable, Coroutine, Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
-from aiohttp import web
 
 from .errors import TracetreeError
+
+if TYPE_CHECKING:
+    from aiohttp import web
 
 __all__ = [
     "DEFAULT_LISTEN",
@@ -81,7 +83,7 @@ class Totals:
 
     batches: int = 0  # batches stored and answered 2xx
     events: int = 0  # lines in those batches
-    rejected: int = 0  # batches answered 400 or 413, none of their lines written
+    rejected: int = 0  # batches answered 400, 413, or 503 while stopping: none of their lines written
     bytes: int = 0  # bytes appended to the file
 
 
@@ -292,18 +294,23 @@ class Collector:
         output: str,
         options: CollectOptions | None = None,
         *,
-        on_reject: Callable[[str], None] | None = None,
+        on_note: Callable[[str], None] | None = None,
     ):
         self.output = output
         self.options = options or CollectOptions()
         self.url: str | None = None
-        self._on_reject = on_reject
+        self._on_note = on_note
         self._batches = self._events = self._rejected = self._bytes = 0
         self._sink: _Sink | None = None
         self._appender: _Appender | None = None
         self._runner: web.AppRunner | None = None
         self._failed = asyncio.Event()
+        self._in_hand = 0
+        self._settled = asyncio.Event()  # set whenever a request in hand is done
+        self._hurried = asyncio.Event()
+        self._stopping = False
         self._closed = False
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     @property
     def totals(self) -> Totals:
@@ -323,16 +330,21 @@ class Collector:
 
     async def start(self) -> str:
         """Open the output and listen; returns the URL to POST to (with the real port for port 0)."""
+        # Imported here: aiohttp takes half a second to import, which no other command should pay.
+        from aiohttp import web
+
         options = self.options
         where = _hostport(options.host, options.port)
+        self._loop = asyncio.get_running_loop()
         self._sink = _Sink(self.output, fsync=options.fsync, append=options.append)
         try:
             address = await self._resolve(options.host, options.port, where)
             app = web.Application(client_max_size=options.max_batch_bytes)
             app.router.add_post("/", self._receive)
             app.router.add_get("/", self._status)
-            self._runner = web.AppRunner(app, access_log=None, handle_signals=False,
-                                         shutdown_timeout=options.grace)
+            # stop() has waited out the grace period before aiohttp's shutdown runs: what is still
+            # in hand then is an upload that will not arrive whole.
+            self._runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=1.0)
             await self._runner.setup()
             site = web.TCPSite(self._runner, address, options.port)
             try:
@@ -364,9 +376,47 @@ class Collector:
             raise CollectError(f"cannot listen on {where}: unknown host ({error.strerror})") from None
         return str(infos[0][4][0])
 
+    @property
+    def stopping(self) -> bool:
+        """Whether stop() has begun: new batches are refused from then on."""
+        return self._stopping
+
+    @property
+    def in_hand(self) -> int:
+        """Requests being received or stored right now."""
+        return self._in_hand
+
     async def stop(self) -> None:
-        """Stop listening, let the uploads in hand finish (up to `grace` seconds), close the file."""
+        """Stop listening, let the uploads in hand finish (up to `grace` seconds, or until `hurry()`),
+        close the file. Requests arriving meanwhile on open connections are answered 503."""
+        if self._closed:
+            return
+        self._stopping = True
+        if self._runner is not None:
+            # aiohttp's own graceful shutdown stops reading from every connection at once, so an
+            # upload whose body is still arriving would be cut off: stop listening first, and let
+            # the uploads in hand arrive whole before handing over to it.
+            for site in list(self._runner.sites):
+                await site.stop()
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self._drained(), self.options.grace)
         await self._close()
+
+    def hurry(self) -> None:
+        """Stop waiting for the uploads in hand: those not yet received whole are dropped unanswered.
+        Safe to call from any thread."""
+        if self._loop is not None:
+            self._loop.call_soon_threadsafe(self._hurried.set)
+
+    async def _drained(self) -> None:
+        while self._in_hand and not self._hurried.is_set():
+            self._settled.clear()
+            waits = [asyncio.create_task(self._settled.wait()), asyncio.create_task(self._hurried.wait())]
+            try:
+                await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                for task in waits:
+                    task.cancel()
 
     async def _close(self, *, remove_if_new: bool = False) -> None:
         if self._closed:
@@ -381,13 +431,33 @@ class Collector:
             if self._sink is not None:
                 self._sink.close(remove_if_new=remove_if_new)
 
+    def note(self, message: str) -> None:
+        """Tell the person running the collector (rejections, stopping)."""
+        if self._on_note is not None:
+            self._on_note(message)
+
     def _reject(self, request: web.Request, status: int, message: str) -> web.Response:
+        from aiohttp import web
+
         self._rejected += 1
-        if self._on_reject is not None:
-            self._on_reject(f"rejected a batch from {request.remote} ({status}): {message}")
+        self.note(f"rejected a batch from {request.remote} ({status}): {message}")
         return web.Response(status=status, text=message + "\n")
 
     async def _receive(self, request: web.Request) -> web.Response:
+        if self._stopping:
+            response = self._reject(request, 503, "collector is stopping: nothing of this batch was written")
+            response.force_close()
+            return response
+        self._in_hand += 1
+        try:
+            return await self._store(request)
+        finally:
+            self._in_hand -= 1
+            self._settled.set()
+
+    async def _store(self, request: web.Request) -> web.Response:
+        from aiohttp import web
+
         limit = self.options.max_batch_bytes
         too_big = f"batch larger than {limit:,} bytes: send smaller batches, or raise --max-batch-bytes"
         # A declared size over the limit is refused before a byte of the body is read.
@@ -407,14 +477,15 @@ class Collector:
                 await self._appender.append(data)
             except OSError:
                 self._failed.set()
-                failure = self.failure
-                return web.Response(status=503, text=f"{failure}\n")
+                return web.Response(status=503, text=f"{self.failure}\n")
         self._batches += 1
         self._events += count
         self._bytes += len(data)
         return web.json_response({"accepted": count})
 
     async def _status(self, request: web.Request) -> web.Response:
+        from aiohttp import web
+
         totals = self.totals
         return web.Response(text=(
             "tracetree collect: POST newline-delimited JSON objects here.\n"
@@ -426,7 +497,7 @@ def collecting(
     output: str,
     options: CollectOptions | None = None,
     *,
-    on_reject: Callable[[str], None] | None = None,
+    on_note: Callable[[str], None] | None = None,
 ) -> Iterator[Collector]:
     """A collector served from a thread of its own for the duration of the block (port 0 by
     default); `collector.url` is where to POST. Leaving the block stops it gracefully."""
@@ -439,7 +510,7 @@ def collecting(
         return asyncio.run_coroutine_threadsafe(step(), loop).result()
 
     try:
-        collector = Collector(output, options, on_reject=on_reject)
+        collector = Collector(output, options, on_note=on_note)
         try:
             call(collector.start)
             yield collector
@@ -456,7 +527,7 @@ def run_collector(
     options: CollectOptions | None = None,
     *,
     ready: Callable[[str], None],
-    on_reject: Callable[[str], None] | None = None,
+    on_note: Callable[[str], None] | None = None,
     on_collector: Callable[[Collector], None] | None = None,
 ) -> Totals:
     """Serve until SIGINT or SIGTERM, then stop gracefully and return the totals.
@@ -464,7 +535,7 @@ def run_collector(
     `ready(url)` is called once listening. Raises `CollectError` when the address cannot be
     bound or the file cannot be opened, or (after stopping) when writing failed.
     """
-    return asyncio.run(_serve(Collector(output, options, on_reject=on_reject), ready, on_collector))
+    return asyncio.run(_serve(Collector(output, options, on_note=on_note), ready, on_collector))
 
 
 async def _serve(
@@ -474,9 +545,16 @@ async def _serve(
 ) -> Totals:
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
+
+    def interrupted() -> None:
+        if not stop.is_set():
+            stop.set()
+        else:
+            collector.hurry()  # a second Ctrl-C: stop waiting for slow uploads
+
     signals = (signal.SIGINT, signal.SIGTERM)
     for number in signals:
-        loop.add_signal_handler(number, stop.set)
+        loop.add_signal_handler(number, interrupted)
     try:
         url = await collector.start()
         if on_collector is not None:
@@ -488,6 +566,9 @@ async def _serve(
         finally:
             for task in waits:
                 task.cancel()
+        if collector.in_hand:
+            collector.note(f"stopping: finishing {_count(collector.in_hand, 'upload', 'uploads')} in hand "
+                           f"(up to {collector.options.grace:g} s; Ctrl-C again to drop them)")
         await collector.stop()
     finally:
         for number in signals:
