@@ -175,6 +175,26 @@ def test_an_oversized_batch_is_refused_whole(tmp_path: Path) -> None:
     assert collector.totals.rejected == 2
 
 
+def test_a_body_that_does_not_arrive_whole_is_not_stored(tmp_path: Path) -> None:
+    """An upload cut off mid-body, or whose gzip does not decode, writes nothing and stops nothing."""
+    out = tmp_path / "events.jsonl"
+    rejected: list[str] = []
+    with collecting(str(out), on_note=rejected.append) as collector:
+        url = collector.url or ""
+        with half_sent(url, lines({"cut": 1}, {"cut": 2})):
+            wait_until(lambda: collector.in_hand == 1)
+        wait_until(lambda: collector.in_hand == 0)
+        status, body = post(url, b"not gzip", {"Content-Encoding": "gzip"})
+        assert post(url, lines({"after": 1}))[0] == 200
+    assert (status, body) == (400, b"the body did not arrive whole (Can not decode content-encoding: gzip)\n")
+    assert out.read_bytes() == lines({"after": 1})
+    assert rejected == [
+        "rejected a batch from 127.0.0.1 (400): the body did not arrive whole (Connection lost)",
+        "rejected a batch from 127.0.0.1 (400): the body did not arrive whole (Can not decode "
+        "content-encoding: gzip)",
+    ]
+
+
 def test_other_paths_and_methods(tmp_path: Path) -> None:
     """404 off `/`, 405 for methods other than POST and GET; GET / shows the counts."""
     with collecting(str(tmp_path / "events.jsonl")) as collector:
@@ -372,6 +392,57 @@ def test_cli_collects_until_ctrl_c_and_prints_totals(tmp_path: Path) -> None:
         "stopped: 1 batch, 2 events, 1 rejected (16 bytes written) → events.jsonl",
     ]
     assert (tmp_path / "events.jsonl").read_bytes() == lines({"a": 1}, {"b": 2})
+
+
+def test_cli_says_in_one_line_what_the_server_refuses(tmp_path: Path) -> None:
+    """A request that is not HTTP is refused by the server library; the note is one line, no traceback."""
+    process, url = start_cli("--listen", "127.0.0.1:0", "-o", "events.jsonl", cwd=tmp_path)
+    parts = urlsplit(url)
+    with socket.create_connection((parts.hostname, parts.port), timeout=PATIENCE) as sock:
+        sock.sendall(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: \x1b[31m\r\n\r\n")
+        assert sock.recv(100).startswith(b"HTTP/1.0 400 Bad Request")
+    code, _, err = stop_cli(process)
+    assert code == 0
+    assert "Traceback" not in err
+    assert "\x1b" not in err
+    assert err.splitlines()[-1] == "stopped: 0 batches, 0 events, 0 rejected (0 bytes written) → events.jsonl"
+
+
+def test_cli_shows_a_live_count_on_a_terminal(tmp_path: Path) -> None:
+    """With stderr on a terminal, the count of batches and events is shown as they arrive."""
+    pty = pytest.importorskip("pty")
+    leader, follower = pty.openpty()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "tracetree", "collect", "--listen", "127.0.0.1:0", "-o", "events.jsonl"],
+        cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=follower, env={**os.environ, "COLUMNS": "160"})
+    os.close(follower)
+    seen = b""
+
+    def read_until(text: bytes) -> None:
+        nonlocal seen
+        while text not in seen:
+            try:
+                chunk = os.read(leader, 4096)
+            except OSError:  # the terminal closed: the process has exited
+                chunk = b""
+            if not chunk:
+                pytest.fail(f"{text!r} never shown; the terminal showed {seen!r}")
+            seen += chunk
+
+    try:
+        read_until(b"/\r\n")
+        url = re.search(rb"listening on (http://\S+/)", seen)
+        assert url is not None
+        assert post(url.group(1).decode(), lines({"a": 1}, {"b": 2}, {"c": 3}))[0] == 200
+        read_until(b"received 1 batch, 3 events, 0 rejected")
+        process.send_signal(signal.SIGINT)
+        read_until(b"stopped: 1 batch, 3 events, 0 rejected (24 bytes written)")
+        assert process.wait(timeout=PATIENCE) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+        os.close(leader)
 
 
 def test_cli_writes_to_stdout(tmp_path: Path) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -102,6 +103,7 @@ def collect(
         # Scripts and tests wait for exactly this line.
         click.echo(f"listening on {url}", err=True)
 
+    _server_messages_to(note)
     with _live_count(console, enabled=live) as watch:
         try:
             totals = run_collector(output, options, ready=ready, on_note=note, on_collector=watch)
@@ -114,6 +116,31 @@ def collect(
         name = "stdout" if output == "-" else output
         console.print(f"stopped: {describe(totals)} → {safe_text(name)}", markup=False, highlight=False,
                       soft_wrap=True)
+
+
+class _OneLine(logging.Handler):
+    """aiohttp logs what it refuses on its own (a malformed HTTP request) with a traceback: say it in
+    one line instead, as a note."""
+
+    def __init__(self, note: Callable[[str], None]):
+        super().__init__(logging.WARNING)
+        self._note = note
+
+    def emit(self, record: logging.LogRecord) -> None:
+        message = record.getMessage()
+        if record.exc_info and record.exc_info[1] is not None:
+            error = record.exc_info[1]
+            if type(error).__name__ == "RequestPayloadError":
+                return  # a body that would not decode: the collector's own rejection note said so
+            detail = " ".join(str(error).split())[:200]
+            message += f": {type(error).__name__}" + (f": {detail}" if detail else "")
+        self._note(message)
+
+
+def _server_messages_to(note: Callable[[str], None]) -> None:
+    server_log = logging.getLogger("aiohttp")
+    server_log.addHandler(_OneLine(note))
+    server_log.propagate = False
 
 
 @contextmanager

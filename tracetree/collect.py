@@ -457,6 +457,7 @@ class Collector:
 
     async def _store(self, request: web.Request) -> web.Response:
         from aiohttp import web
+        from aiohttp.http_exceptions import HttpProcessingError
 
         limit = self.options.max_batch_bytes
         too_big = f"batch larger than {limit:,} bytes: send smaller batches, or raise --max-batch-bytes"
@@ -467,6 +468,11 @@ class Collector:
             body = await request.read()
         except web.HTTPRequestEntityTooLarge:
             return self._reject(request, 413, too_big)
+        except (ConnectionError, HttpProcessingError, web.RequestPayloadError) as error:
+            # The client went away mid-body, or sent a body that does not decode (bad chunking,
+            # bad gzip): there is no whole batch to store, and maybe no one to answer.
+            reason = " ".join(str(error).split()).removeprefix("400, message: ") or type(error).__name__
+            return self._reject(request, 400, f"the body did not arrive whole ({reason})")
         try:
             data, count = parse_batch(body)
         except BatchError as error:
