@@ -1,11 +1,11 @@
 """Receiving TailEvents over HTTP: batches POSTed by the tail worker, appended to one file.
 
 The server is aiohttp's: it speaks HTTP/1.1 properly (keep-alive, chunked request bodies,
-`Content-Encoding: gzip`), caps a body's size while reading it, and shuts down gracefully
-(stops listening, lets the requests in hand finish, closes idle connections). What this module
-adds is the part a collector must get right: a batch is checked whole before any of it is
-written, batches are appended in arrival order by one writer so lines never interleave, and a
-batch is answered 2xx only once it is flushed (and fsynced) to the file.
+`Content-Encoding: gzip`), caps a body's size while reading it, and refuses malformed HTTP.
+What this module adds is the part a collector must get right: a batch is checked whole before
+any of it is written, batches are appended in arrival order by one writer so lines never
+interleave, a batch is answered 2xx only once it is flushed (and fsynced) to the file, and on
+stopping the uploads in hand are received whole and stored before the connections close.
 
 >>> with collecting("events.jsonl") as collector:          # doctest: +SKIP
 ...     post_batches_to(collector.url)
@@ -358,8 +358,7 @@ class Collector:
         except BaseException:
             await self._close(remove_if_new=True)
             raise
-        sockets = site._server.sockets if site._server else ()  # type: ignore[union-attr]
-        port = sockets[0].getsockname()[1] if sockets else options.port
+        port = int(self._runner.addresses[0][1])  # the real one when options.port is 0
         self._sink.start_afresh()
         self._appender = _Appender(self._sink)
         self.url = _url(address, port)
