@@ -130,6 +130,25 @@ def test_batches_are_appended_and_answered_with_their_count(tmp_path: Path) -> N
     assert collector.totals == Totals(batches=5, events=6, rejected=0, bytes=len(out.read_bytes()))
 
 
+def test_a_capture_posted_in_batches_builds_as_the_original(tmp_path: Path) -> None:
+    """The shipped capture, posted in batches of 7 lines, comes out line for line and builds the
+    same trees."""
+    fixture = Path(__file__).resolve().parents[1] / "fixtures" / "tail-worker-test.events.jsonl"
+    original = [line for line in fixture.read_bytes().split(b"\n") if line.strip()]
+    out = tmp_path / "events.jsonl"
+    with collecting(str(out)) as collector:
+        for start in range(0, len(original), 7):
+            assert post(collector.url or "", b"\n".join(original[start:start + 7]))[0] == 200
+    assert out.read_bytes() == b"".join(line.strip() + b"\n" for line in original)
+    documents = []
+    for source in (fixture, out):
+        command = ["build", str(source), "--format", "json", "-q"]
+        result = subprocess.run([sys.executable, "-m", "tracetree", *command],
+                                capture_output=True, timeout=PATIENCE, check=True)
+        documents.append(orjson.loads(result.stdout))
+    assert documents[0]["traces"] == documents[1]["traces"]
+
+
 @pytest.mark.parametrize(
     "bad",
     [
