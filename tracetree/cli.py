@@ -475,4 +475,5 @@ def _as_file(name: str, data: bytes | None) -> Iterator[str]:
             raise InputError(name, error.line, error.detail, error.column) from None
 
 
-from . import cli_check  # noqa: E402,F401  (registers its commands on main)
+# Commands kept in modules of their own register themselves on `main` when imported.
+from . import cli_check, cli_collect  # noqa: E402,F401
