@@ -467,3 +467,4 @@ def _as_file(name: str, data: bytes | None) -> Iterator[str]:
             if error.path != path:
                 raise
             raise InputError(name, error.line, error.detail, error.column) from None
+from . import cli_export  # noqa: E402,F401  (registers its commands on main)
