@@ -199,12 +199,24 @@ def any_value(value: Any, depth: int = 0) -> dict[str, Any]:
 
 
 def _json_text(value: Any) -> str:
+    """A value as compact JSON text (strings as they are)."""
     if isinstance(value, str):
         return value
     try:
-        return orjson.dumps(value).decode()
-    except (TypeError, orjson.JSONEncodeError):  # nested deeper than orjson goes
-        return repr(value)
+        return orjson.dumps(value, default=str).decode()
+    except (TypeError, orjson.JSONEncodeError):  # nested deeper than orjson goes (254 levels)
+        return orjson.dumps(_cut(value, 200), default=str).decode()
+
+
+def _cut(value: Any, depth: int) -> Any:
+    """The value with whatever lies deeper than `depth` levels replaced by "…"."""
+    if depth <= 0 and isinstance(value, (list, dict)):
+        return "…"
+    if isinstance(value, list):
+        return [_cut(item, depth - 1) for item in value]
+    if isinstance(value, dict):
+        return {str(key): _cut(item, depth - 1) for key, item in value.items()}
+    return value
 
 
 def _attributes(pairs: dict[str, Any]) -> list[dict[str, Any]]:
