@@ -349,3 +349,27 @@ def test_every_corpus_stream_exports_well_formed(stream: Path) -> None:
     assert_well_formed(message)
     assert len(spans_of(message)) == sum(
         len(inv.spans) or 1 for trace in forest.traces for inv in trace.invocations.values())
+
+
+def test_uncertain_links_point_at_the_other_candidates(corpus: Path) -> None:
+    """A heuristic or ambiguous link carries OTLP links to the callers it was weighed against."""
+    forest = tracetree.build_file(str(corpus / "train" / "topology-501-d2-f2-ms-arrival-lazy.events.jsonl"))
+    spans = [span for _, span in spans_of(exported(forest))]
+    by_id = {(span.trace_id, span.span_id): span for span in spans}
+    servers = {attrs(span)["tracetree.invocation_id"]: span for span in spans if span.kind == SERVER}
+    linked = 0
+    for invocation_id, link in forest.links.items():
+        server = servers[invocation_id]
+        expected = {(c.invocation_id, c.span_id) for c in link.candidates
+                    if not c.excluded and c.invocation_id != link.parent_invocation_id}
+        if link.resolution.certain or link.resolution.value == "orphan":
+            expected = set()
+        found = set()
+        for otlp_link in server.links:
+            target = by_id[(otlp_link.trace_id, otlp_link.span_id)]
+            found.add((attrs(target)["tracetree.invocation_id"], attrs(target)["tracetree.span_id"]))
+            assert attrs(otlp_link)["tracetree.link"] == "candidate caller"
+        assert found == expected, invocation_id
+        assert attrs(server).get("tracetree.flagged", False) == link.resolution.flagged
+        linked += bool(found)
+    assert linked > 10

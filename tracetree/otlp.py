@@ -544,8 +544,7 @@ class _TraceWriter:
                 span_id = top_id
             else:
                 span_id = self._id(invocation, span_node.span)
-                parent_id = parent_of[id(span_node)]
-                self._span(invocation, span_node, span_id, parent_id, resource,
+                self._span(invocation, span_node, span_id, parent_of[id(span_node)], resource,
                            loose=id(span_node) in loose)
             for child in span_node.spans:
                 parent_of[id(child)] = span_id
@@ -622,8 +621,8 @@ class _TraceWriter:
         invocations = self.tree.trace.invocations
         found = []
         for candidate in link.candidates:
-            if candidate.invocation_id == link.parent_invocation_id:
-                continue
+            if candidate.excluded or candidate.invocation_id == link.parent_invocation_id:
+                continue  # ruled out by a hard constraint, or the chosen caller itself
             owner = invocations.get(candidate.invocation_id)
             if owner is None or candidate.span_id not in owner.spans:
                 continue
@@ -633,7 +632,6 @@ class _TraceWriter:
                 "attributes": _attributes({
                     "tracetree.link": "candidate caller",
                     "tracetree.score": float(candidate.score),
-                    "tracetree.excluded": candidate.excluded,
                 }),
             })
         return found
