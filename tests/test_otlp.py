@@ -341,10 +341,12 @@ def test_batches_hold_whole_traces() -> None:
         sorted(span.SerializeToString() for _, span in whole)
 
 
+@pytest.mark.parametrize("naive", [False, True], ids=["evidence", "naive"])
 @pytest.mark.parametrize("stream", corpus_streams("train") + corpus_streams("real"))
-def test_every_corpus_stream_exports_well_formed(stream: Path) -> None:
-    """Every corpus stream (frozen, coarse, grouped, eager…) exports to a valid request."""
-    forest = tracetree.build_file(str(stream))
+def test_every_corpus_stream_exports_well_formed(stream: Path, naive: bool) -> None:
+    """Every corpus stream (frozen, coarse, grouped, eager…) exports to a valid request, with
+    either resolver (the naive one can link invocations in a cycle: it is broken, as in build)."""
+    forest = tracetree.build_file(str(stream), options=tracetree.ResolveOptions(naive=naive))
     message = exported(forest)
     assert_well_formed(message)
     assert len(spans_of(message)) == sum(
@@ -373,3 +375,21 @@ def test_uncertain_links_point_at_the_other_candidates(corpus: Path) -> None:
         assert attrs(server).get("tracetree.flagged", False) == link.resolution.flagged
         linked += bool(found)
     assert linked > 10
+
+
+def test_timestamps_otlp_cannot_carry_are_no_information() -> None:
+    """Stamps before 1970 or past 2262 (uint64 nanoseconds end there) and unreadable ones are
+    treated like the epoch: the export stays valid, its times from the stamps that remain."""
+    events = _stream()
+    events[0]["timestamp"] = "9999-12-31T23:59:59.999Z"
+    events[2]["timestamp"] = "1960-01-01T00:00:00.000Z"
+    events[3]["timestamp"] = "yesterday"
+    message = exported(tracetree.build(events))
+    assert_well_formed(message)
+    parsed = trace_service_pb2.ExportTraceServiceRequest()
+    parsed.ParseFromString(to_protobuf(forest_to_otlp(tracetree.build(events))))
+    assert parsed == message
+    spans = {span.name: span for _, span in spans_of(message)}
+    front = spans["fetch GET https://x/y"]
+    assert front.start_time_unix_nano == 1772359200010000000  # the first stamp it can use
+    assert attrs(front)["tracetree.timing"] == "inferred"

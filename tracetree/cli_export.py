@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import sys
 from collections.abc import Iterator
 from typing import Any
@@ -115,6 +116,7 @@ def otlp_command(
     dispatch_table: str | None,
     quiet: bool,
 ) -> None:
+    gc.disable()  # a one-shot process, as in build: the collector would only rescan the forest
     # Options are checked before any input is read, as in build.
     if output is None and endpoint is None:
         output = "-"

@@ -28,7 +28,7 @@ from typing import Any
 import orjson
 
 from .assemble import InvocationNode, SpanNode, TraceNode, assemble
-from .build import Forest
+from .build import Forest, _collector_paused
 from .errors import TracetreeError
 from .links import Link, Resolution
 from .model import Invocation, Span
@@ -237,7 +237,7 @@ _NANOS_CACHE: dict[str, int | None] = {}
 
 def unix_nanos(timestamp: str | None) -> int | None:
     """Nanoseconds since the epoch of an ISO timestamp, exactly (no float rounding); None when
-    absent or unreadable.
+    absent, unreadable, or outside what OTLP carries (1970 itself, the epoch, says nothing).
 
     >>> unix_nanos("2026-11-25T00:46:26.409Z")
     1795567586409000000
@@ -254,6 +254,8 @@ def unix_nanos(timestamp: str | None) -> int | None:
         value: int | None = (moment - _EPOCH) // timedelta(microseconds=1) * 1000
     except (ValueError, OverflowError):
         value = None
+    if value is not None and not 0 < value <= _INT64[1]:
+        value = None  # before 1970 or after 2262: no instant an OTLP receiver takes
     if len(_NANOS_CACHE) < 100_000:
         _NANOS_CACHE[timestamp] = value
     return value
@@ -732,8 +734,13 @@ def iter_requests(
     count: traces are gathered until a request holds `batch_spans` spans (0: no limit); a
     larger trace goes alone. Traces in tracetree's order (by time, then content)."""
     pending: list[tuple[dict[str, Any], dict[str, Any]]] = []
-    for tree in assemble(forest):
-        spans = _TraceWriter(tree, forest).write()
+    # The collector paused while trees and spans are made (as build pauses it): they are
+    # millions of long-lived dicts, the worst case for its full passes, and hold no cycles.
+    with _collector_paused():
+        trees = assemble(forest)
+    for tree in trees:
+        with _collector_paused():
+            spans = _TraceWriter(tree, forest).write()
         if pending and batch_spans and len(pending) + len(spans) > batch_spans:
             yield _request(pending), len(pending)
             pending = []
@@ -811,8 +818,43 @@ def to_message(request: dict[str, Any]) -> Any:
 
 
 def to_protobuf(request: dict[str, Any]) -> bytes:
-    """Binary OTLP protobuf of a request (needs the `otlp` extra: opentelemetry-proto)."""
-    return to_message(request).SerializeToString()
+    """Binary OTLP protobuf of a request (needs the `otlp` extra: opentelemetry-proto).
+
+    The message is built by the generated class's constructor from the request's fields: the
+    C implementation (upb) does that work, several times faster than json_format's walk."""
+    _, message_class = _proto_classes()
+    return message_class(**_proto_fields(request)).SerializeToString()
+
+
+_ID_FIELDS = frozenset({"traceId", "spanId", "parentSpanId"})
+_INT_FIELDS = frozenset({"startTimeUnixNano", "endTimeUnixNano", "timeUnixNano", "intValue"})
+_SNAKE: dict[str, str] = {}
+
+
+def _snake(key: str) -> str:
+    name = _SNAKE.get(key)
+    if name is None:
+        name = _SNAKE[key] = "".join(f"_{char.lower()}" if char.isupper() else char for char in key)
+    return name
+
+
+def _proto_fields(value: Any) -> Any:
+    """OTLP/JSON fields as protobuf field values: snake_case names, ids as bytes, 64-bit
+    integers as ints. Only the request's structure is walked, never attribute keys (those are
+    values of `key` fields); its depth is bounded by MAX_VALUE_DEPTH."""
+    if isinstance(value, list):
+        return [_proto_fields(item) for item in value]
+    if not isinstance(value, dict):
+        return value
+    fields = {}
+    for key, item in value.items():
+        if key in _ID_FIELDS:
+            fields[_snake(key)] = bytes.fromhex(item)
+        elif key in _INT_FIELDS:
+            fields[_snake(key)] = int(item)
+        else:
+            fields[_snake(key)] = _proto_fields(item)
+    return fields
 
 
 def parse_otlp_json(data: bytes | str) -> Any:
