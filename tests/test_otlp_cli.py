@@ -217,7 +217,7 @@ def test_503_is_retried_then_succeeds(receiver: Receiver) -> None:
     assert result.exit_code == 0, result.stderr
     assert len(receiver.received) == 2
     assert receiver.received[0][2] == receiver.received[1][2]
-    assert "in 1 request (1 retried)" in result.stderr
+    assert "in 1 request (1 retry)" in result.stderr
 
 
 def test_400_refusal_is_one_error_line_without_retrying(receiver: Receiver) -> None:
@@ -243,6 +243,24 @@ def test_partial_success_is_reported(receiver: Receiver) -> None:
     result = export(FIXTURE, "--endpoint", receiver.url)
     assert result.exit_code == 0, result.stderr
     assert "warning: the receiver rejected 3 spans: too old" in result.stderr
+
+
+def test_a_404_off_the_otlp_path_gets_a_hint(receiver: Receiver) -> None:
+    receiver.answers.append((404, {"Content-Type": "text/plain"}, b"404 page not found"))
+    url = receiver.url.removesuffix("/v1/traces")
+    result = export(FIXTURE, "--endpoint", url)
+    assert result.exit_code == 2
+    assert result.stderr == (f"error: {url} refused the export: HTTP 404 Not Found: 404 page not found "
+                             "(OTLP/HTTP receivers take traces at /v1/traces)\n")
+
+
+def test_a_web_page_answering_is_a_warning(receiver: Receiver) -> None:
+    """A 200 with an HTML page (a viewer's UI port, not its receiver) is not taken as success quietly."""
+    receiver.answers.append((200, {"Content-Type": "text/html; charset=utf-8"}, b"<html></html>"))
+    result = export(FIXTURE, "--endpoint", receiver.url)
+    assert result.exit_code == 0, result.stderr
+    assert (f"warning: {receiver.url} answered with text/html, not an OTLP response: is it an "
+            "OTLP/HTTP traces endpoint (port 4318, /v1/traces)?") in result.stderr
 
 
 def test_a_later_batch_failing_says_what_was_accepted(receiver: Receiver) -> None:

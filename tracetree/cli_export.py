@@ -52,7 +52,6 @@ Examples:
   tracetree export otlp events.jsonl --endpoint https://otlp.example.com/v1/traces \\
       --header 'Authorization=Bearer TOKEN'
 
-\b
 Each invocation becomes a SERVER span (its top-level span); its spans are children (CLIENT
 for those that dispatched another invocation, else INTERNAL); each callee hangs under the
 span that dispatched it, as tracetree resolved the link. Logs and exceptions are span events
@@ -63,7 +62,6 @@ the original ids and how each link was decided. tracetree.timing says where time
 measured, inferred (an epoch stamp replaced by the latest earlier one) or ordinal (the
 trace's clock is frozen: event order, 1 µs a step).
 
-\b
 A file holds one ExportTraceServiceRequest per line (the OTel Collector's otlpjsonfile form;
 one line unless there are more than --batch-size spans); a protobuf file holds one request.
 --endpoint retries 429, 502, 503, 504 and connection failures with exponential backoff
@@ -151,8 +149,11 @@ def otlp_command(
             note = f"sent {report.spans} spans of {len(forest.traces)} traces to {endpoint}"
             note += f" in {report.requests} request{'s' if report.requests != 1 else ''}"
             if report.retries:
-                note += f" ({report.retries} retried)"
+                note += f" ({report.retries} retr{'y' if report.retries == 1 else 'ies'})"
             notes.append(note)
+            if report.not_otlp:
+                notes.append(f"warning: {endpoint} answered with {report.not_otlp}, not an OTLP "
+                             "response: is it an OTLP/HTTP traces endpoint (port 4318, /v1/traces)?")
             if report.rejected_spans:
                 reason = "; ".join(report.messages)
                 notes.append(f"warning: the receiver rejected {report.rejected_spans} spans"

@@ -285,6 +285,8 @@ def _trace_clock(tree: TraceNode) -> _Clock:
     fewer, the clock says nothing: events are laid out in order, each callee inside the span
     that dispatched it, one step apart.
     """
+    # The rule of resolve.trace_evidence (two distinct informative stamps), on the instants
+    # OTLP can carry: an unreadable or out-of-range stamp says no more than the epoch does.
     stamps = {
         value for node in _invocation_nodes(tree) for _, stamp, _ in node.invocation.stamps
         if (value := unix_nanos(stamp)) is not None and value > 0

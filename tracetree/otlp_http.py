@@ -59,6 +59,8 @@ class SendReport:
     retries: int = 0
     rejected_spans: int = 0  # partial success: spans the receiver said it dropped
     messages: list[str] = field(default_factory=list)  # its partial-success messages
+    # An answer that is no OTLP response (an HTML page): the URL is likely not a receiver's.
+    not_otlp: str | None = None
 
 
 def check_endpoint(endpoint: str) -> str:
@@ -165,8 +167,11 @@ def post(
             status = f"HTTP {error.code}" + (f" {error.reason}" if error.reason else "")
             detail = _refusal_detail(answer, kind)
             if error.code not in RETRYABLE:
+                hint = ""
+                if error.code == 404 and not urlsplit(endpoint).path.rstrip("/").endswith("/v1/traces"):
+                    hint = " (OTLP/HTTP receivers take traces at /v1/traces)"
                 raise ExportError(f"{endpoint} refused the export: {status}"
-                                  + (f": {detail}" if detail else "")) from None
+                                  + (f": {detail}" if detail else "") + hint) from None
             retry_after = _retry_after(error.headers.get("Retry-After") if error.headers else None)
             failure = status + (f": {detail}" if detail else "")
         except (urllib.error.URLError, OSError, http.client.HTTPException) as error:
@@ -206,6 +211,8 @@ def send(
         report.rejected_spans += rejected
         if message:
             report.messages.append(message)
+        if kind and JSON not in kind and PROTOBUF not in kind and report.not_otlp is None:
+            report.not_otlp = kind.split(";")[0].strip()
     return report
 
 
