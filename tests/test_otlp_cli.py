@@ -95,6 +95,18 @@ def test_stdin_to_stdout() -> None:
     assert span_count(parse_otlp_json(result.stdout_bytes)) == SPANS
 
 
+def test_several_inputs_merge_as_in_build(tmp_path: Path) -> None:
+    """Inputs split anywhere give the export of the whole, as `build` merges them."""
+    lines = Path(FIXTURE).read_bytes().splitlines(keepends=True)
+    first, second = tmp_path / "a.jsonl", tmp_path / "b.jsonl"
+    first.write_bytes(b"".join(lines[:100]))
+    second.write_bytes(b"".join(lines[100:]))
+    whole = export(FIXTURE, "-q")
+    merged = export(str(first), str(second), "-q")
+    assert merged.exit_code == 0, merged.stderr
+    assert merged.stdout_bytes == whole.stdout_bytes
+
+
 def test_empty_input_is_an_empty_request() -> None:
     result = export("-", "-q", input=b"")
     assert result.exit_code == 0, result.stderr
@@ -126,7 +138,8 @@ def test_protobuf_without_the_extra_says_what_to_install(monkeypatch: pytest.Mon
     result = export(FIXTURE, "--protobuf", "-o", "unused.pb")
     assert result.exit_code == 2
     assert result.stderr == ("error: protobuf output needs the opentelemetry-proto package: "
-                             "pip install 'tracetree[otlp]' (OTLP/JSON needs nothing more)\n")
+                             "pip install 'tracetree[otlp]', or '.[otlp]' in a checkout "
+                             "(OTLP/JSON needs nothing more)\n")
 
 
 # -- a local OTLP/HTTP receiver -------------------------------------------------------------------

@@ -93,7 +93,7 @@ class ProtobufUnavailable(TracetreeError):
     def __init__(self) -> None:
         super().__init__(
             "protobuf output needs the opentelemetry-proto package: "
-            "pip install 'tracetree[otlp]' (OTLP/JSON needs nothing more)"
+            "pip install 'tracetree[otlp]', or '.[otlp]' in a checkout (OTLP/JSON needs nothing more)"
         )
 
 
