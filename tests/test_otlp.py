@@ -62,8 +62,14 @@ def spans_of(message: Any) -> list[tuple[dict[str, Any], Any]]:
 
 
 def exported(forest: tracetree.Forest) -> Any:
-    """The forest's OTLP/JSON bytes, parsed by the official package (hex ids mapped to bytes)."""
-    return parse_otlp_json(dumps_json(forest_to_otlp(forest)))
+    """The forest's OTLP/JSON bytes, parsed by the official package (hex ids mapped to bytes);
+    its protobuf bytes, parsed with ParseFromString, must be the same message."""
+    request = forest_to_otlp(forest)
+    message = parse_otlp_json(dumps_json(request))
+    binary = trace_service_pb2.ExportTraceServiceRequest()
+    binary.ParseFromString(to_protobuf(request))
+    assert binary == message
+    return message
 
 
 def assert_well_formed(message: Any) -> None:

@@ -828,35 +828,68 @@ def to_protobuf(request: dict[str, Any]) -> bytes:
     return message_class(**_proto_fields(request)).SerializeToString()
 
 
-_ID_FIELDS = frozenset({"traceId", "spanId", "parentSpanId"})
-_INT_FIELDS = frozenset({"startTimeUnixNano", "endTimeUnixNano", "timeUnixNano", "intValue"})
-_SNAKE: dict[str, str] = {}
+def _proto_fields(request: dict[str, Any]) -> dict[str, Any]:
+    """The request's fields as the generated classes take them: snake_case names, ids as
+    bytes, 64-bit integers as ints. Written out per message type, not a generic walk: this is
+    the hot part of protobuf output, and attribute keys must never be renamed."""
+    return {"resource_spans": [
+        {
+            "resource": {"attributes": _proto_attributes(group["resource"]["attributes"])},
+            "scope_spans": [
+                {"scope": scope["scope"], "spans": [_proto_span(span) for span in scope["spans"]]}
+                for scope in group["scopeSpans"]
+            ],
+        }
+        for group in request["resourceSpans"]
+    ]}
 
 
-def _snake(key: str) -> str:
-    name = _SNAKE.get(key)
-    if name is None:
-        name = _SNAKE[key] = "".join(f"_{char.lower()}" if char.isupper() else char for char in key)
-    return name
-
-
-def _proto_fields(value: Any) -> Any:
-    """OTLP/JSON fields as protobuf field values: snake_case names, ids as bytes, 64-bit
-    integers as ints. Only the request's structure is walked, never attribute keys (those are
-    values of `key` fields); its depth is bounded by MAX_VALUE_DEPTH."""
-    if isinstance(value, list):
-        return [_proto_fields(item) for item in value]
-    if not isinstance(value, dict):
-        return value
-    fields = {}
-    for key, item in value.items():
-        if key in _ID_FIELDS:
-            fields[_snake(key)] = bytes.fromhex(item)
-        elif key in _INT_FIELDS:
-            fields[_snake(key)] = int(item)
-        else:
-            fields[_snake(key)] = _proto_fields(item)
+def _proto_span(span: dict[str, Any]) -> dict[str, Any]:
+    fields = {
+        "trace_id": bytes.fromhex(span["traceId"]),
+        "span_id": bytes.fromhex(span["spanId"]),
+        "name": span["name"],
+        "kind": span["kind"],
+        "start_time_unix_nano": int(span["startTimeUnixNano"]),
+        "end_time_unix_nano": int(span["endTimeUnixNano"]),
+        "attributes": _proto_attributes(span["attributes"]),
+        "events": [
+            {"time_unix_nano": int(event["timeUnixNano"]), "name": event["name"],
+             "attributes": _proto_attributes(event["attributes"])}
+            for event in span["events"]
+        ],
+        "status": span["status"],
+    }
+    if "parentSpanId" in span:
+        fields["parent_span_id"] = bytes.fromhex(span["parentSpanId"])
+    if "links" in span:
+        fields["links"] = [
+            {"trace_id": bytes.fromhex(link["traceId"]), "span_id": bytes.fromhex(link["spanId"]),
+             "attributes": _proto_attributes(link["attributes"])}
+            for link in span["links"]
+        ]
     return fields
+
+
+def _proto_attributes(pairs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [{"key": pair["key"], "value": _proto_value(pair["value"])} for pair in pairs]
+
+
+_SCALARS = {"stringValue": "string_value", "boolValue": "bool_value", "doubleValue": "double_value"}
+
+
+def _proto_value(value: dict[str, Any]) -> dict[str, Any]:
+    """An OTLP/JSON AnyValue as AnyValue fields (depth bounded by MAX_VALUE_DEPTH)."""
+    for key, item in value.items():  # one key at most: AnyValue is a oneof
+        scalar = _SCALARS.get(key)
+        if scalar is not None:
+            return {scalar: item}
+        if key == "intValue":
+            return {"int_value": int(item)}
+        if key == "arrayValue":
+            return {"array_value": {"values": [_proto_value(member) for member in item["values"]]}}
+        return {"kvlist_value": {"values": _proto_attributes(item["values"])}}
+    return {}
 
 
 def parse_otlp_json(data: bytes | str) -> Any:
