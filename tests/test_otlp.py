@@ -399,3 +399,21 @@ def test_timestamps_otlp_cannot_carry_are_no_information() -> None:
     front = spans["fetch GET https://x/y"]
     assert front.start_time_unix_nano == 1772359200010000000  # the first stamp it can use
     assert attrs(front)["tracetree.timing"] == "inferred"
+
+
+def test_a_callee_without_any_stamp_starts_where_its_caller_span_does() -> None:
+    """In a trace whose clock works, an invocation with no usable stamp is placed at the start of
+    the span that dispatched it, not at 1970 nor at the trace's start."""
+    events = _stream()
+    for event in events:
+        if event["invocationId"] == "b":
+            event.pop("timestamp")
+    events[7]["timestamp"] = "2026-03-01T10:00:00.004Z"  # the session closes later than it opened
+    events[1]["timestamp"] = "2026-03-01T10:00:00.002Z"  # and opens after the onset
+    message = exported(tracetree.build(events))
+    assert_well_formed(message)
+    spans = {span.name: span for _, span in spans_of(message)}
+    session, back = spans["jsRpcSession"], spans["jsrpc go"]
+    assert session.start_time_unix_nano == 1772359200002000000
+    assert back.start_time_unix_nano == back.end_time_unix_nano == session.start_time_unix_nano
+    assert attrs(back)["tracetree.timing"] == "inferred"

@@ -123,6 +123,14 @@ def test_bad_input_is_one_error_line(tmp_path: Path) -> None:
     assert len(result.stderr.splitlines()) == 1
 
 
+def test_output_in_a_missing_folder_is_refused_before_reading(tmp_path: Path) -> None:
+    target = tmp_path / "missing" / "traces.otlp.json"
+    result = export(FIXTURE, "-o", str(target))
+    assert result.exit_code == 2
+    assert f"-o: no folder '{target.parent}' to write" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
 def test_lenient_skips_bad_lines(tmp_path: Path) -> None:
     bad = tmp_path / "bad.jsonl"
     bad.write_bytes(Path(FIXTURE).read_bytes() + b"{not json\n")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import gc
 import sys
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import click
@@ -120,6 +121,8 @@ def otlp_command(
         output = "-"
     if protobuf and output == "-" and sys.stdout.isatty():
         raise click.UsageError("binary protobuf is not for a terminal: write it with -o FILE.")
+    if output not in (None, "-") and not Path(output).resolve().parent.is_dir():
+        raise click.UsageError(f"-o: no folder {str(Path(output).parent)!r} to write {output!r} in.")
     try:
         sent_headers = dict(parse_header(header) for header in headers)
     except ValueError as error:
@@ -179,7 +182,10 @@ def _write(
 ) -> tuple[int, int]:
     """Write each request as it is made: JSON one per line; protobuf back to back, which a
     protobuf parser reads as one request holding them all (repeated fields concatenate)."""
-    handle = sys.stdout.buffer if output == "-" else open(output, "wb")  # noqa: SIM115
+    try:
+        handle = sys.stdout.buffer if output == "-" else open(output, "wb")  # noqa: SIM115
+    except OSError as error:
+        raise TracetreeError(f"cannot write {output}: {error.strerror or error}") from None
     spans = count = 0
     try:
         for request, size in requests:
