@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import gzip
 import socket
+import ssl
 import sys
 import threading
+import urllib.error
+import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -170,6 +174,8 @@ def receiver() -> Iterator[Receiver]:
     class Handler(BaseHTTPRequestHandler):
         def do_POST(self) -> None:
             body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+            if self.headers.get("Content-Encoding") == "gzip":
+                body = gzip.decompress(body)
             state.received.append((self.path, dict(self.headers.items()), body))
             status, headers, answer = state.answers.pop(0) if state.answers else (200, {}, b"{}")
             self.send_response(status)
@@ -230,6 +236,15 @@ def test_endpoint_and_file_together(receiver: Receiver, tmp_path: Path) -> None:
     assert result.exit_code == 0, result.stderr
     assert len(receiver.received) == len(out.read_bytes().splitlines()) > 1
     assert [body for _, _, body in receiver.received] == [line for line in out.read_bytes().splitlines()]
+
+
+def test_gzip_sends_compressed_requests(receiver: Receiver) -> None:
+    result = export(FIXTURE, "--endpoint", receiver.url, "--gzip", "-q")
+    assert result.exit_code == 0, result.stderr
+    [(_, headers, body)] = receiver.received
+    assert headers["Content-Encoding"] == "gzip"
+    assert int(headers["Content-Length"]) < len(body) / 4  # what went over the wire
+    assert span_count(parse_otlp_json(body)) == SPANS
 
 
 def test_503_is_retried_then_succeeds(receiver: Receiver) -> None:
@@ -348,3 +363,20 @@ def test_retries_give_up_after_the_attempts(receiver: Receiver) -> None:
     assert str(caught.value) == (f"cannot export to {receiver.url}: HTTP 503 Service Unavailable: "
                                  "overloaded (after 3 attempts); is the receiver running?")
     assert len(receiver.received) == 3
+
+
+def test_a_tls_failure_is_not_retried(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A certificate problem is the same on every try: reported at once, with its reason."""
+    calls: list[str] = []
+
+    def refuse(request: urllib.request.Request, timeout: float) -> None:
+        calls.append(request.full_url)
+        raise urllib.error.URLError(ssl.SSLCertVerificationError(1, "certificate verify failed"))
+
+    monkeypatch.setattr(urllib.request, "urlopen", refuse)
+    waits: list[float] = []
+    with pytest.raises(ExportError) as caught:
+        post(b"{}", "https://collector.invalid/v1/traces", sleep=waits.append)
+    assert str(caught.value).startswith("cannot export to https://collector.invalid/v1/traces: TLS: ")
+    assert "certificate verify failed" in str(caught.value)
+    assert len(calls) == 1 and waits == []

@@ -84,6 +84,8 @@ Exit codes: 0 exported; 2 bad input, or the receiver refused or could not be rea
               help="POST the traces to this OTLP/HTTP traces URL, e.g. http://127.0.0.1:4318/v1/traces.")
 @click.option("--header", "headers", multiple=True, metavar="NAME=VALUE",
               help="--endpoint: send this HTTP header too (repeatable), e.g. an Authorization token.")
+@click.option("--gzip", "compress", is_flag=True,
+              help="--endpoint: gzip each request (Content-Encoding: gzip): several times fewer bytes.")
 @click.option("--timeout", type=click.FloatRange(min=0, min_open=True), default=10.0, show_default=True,
               help="--endpoint: seconds to wait for the receiver, per request.")
 @click.option("--retries", type=click.IntRange(min=0), default=5, show_default=True,
@@ -105,6 +107,7 @@ def otlp_command(
     protobuf: bool,
     endpoint: str | None,
     headers: tuple[str, ...],
+    compress: bool,
     timeout: float,
     retries: int,
     retry_backoff: float,
@@ -148,6 +151,7 @@ def otlp_command(
             report = send(
                 encode_all(iter_requests(forest, batch_spans=batch_size), encode), endpoint,
                 content_type=PROTOBUF if protobuf else JSON, headers=sent_headers, policy=policy,
+                compress=compress,
             )
             note = f"sent {report.spans} spans of {len(forest.traces)} traces to {endpoint}"
             note += f" in {report.requests} request{'s' if report.requests != 1 else ''}"

@@ -9,8 +9,10 @@ bytes again would be refused again.
 from __future__ import annotations
 
 import email.utils
+import gzip
 import http.client
 import socket
+import ssl
 import time
 import urllib.error
 import urllib.request
@@ -147,10 +149,15 @@ def post(
     headers: Mapping[str, str] | None = None,
     policy: RetryPolicy = RetryPolicy(),
     sleep: Callable[[float], None] = time.sleep,
+    compress: bool = False,
 ) -> tuple[bytes, str, int]:
-    """POST one OTLP request; (response body, its content type, retries used), or ExportError."""
+    """POST one OTLP request; (response body, its content type, retries used), or ExportError.
+    With `compress`, the body goes gzipped (Content-Encoding: gzip, which OTLP receivers take)."""
     check_endpoint(endpoint)
     sent_headers = {"Content-Type": content_type, "User-Agent": "tracetree"}
+    if compress:
+        body = gzip.compress(body, compresslevel=6)
+        sent_headers["Content-Encoding"] = "gzip"
     sent_headers.update(headers or {})
     attempt = 0
     while True:
@@ -175,6 +182,11 @@ def post(
             retry_after = _retry_after(error.headers.get("Retry-After") if error.headers else None)
             failure = status + (f": {detail}" if detail else "")
         except (urllib.error.URLError, OSError, http.client.HTTPException) as error:
+            inner = error.reason if isinstance(error, urllib.error.URLError) else error
+            if isinstance(inner, ssl.SSLError):
+                # A certificate or TLS setup problem: the same on every try.
+                why = getattr(inner, "verify_message", None) or getattr(inner, "reason", None) or str(inner)
+                raise ExportError(f"cannot export to {endpoint}: TLS: {why}") from None
             failure = _reason(error)
         if attempt >= policy.attempts:
             tries = "1 attempt" if attempt == 1 else f"{attempt} attempts"
@@ -191,6 +203,7 @@ def send(
     headers: Mapping[str, str] | None = None,
     policy: RetryPolicy = RetryPolicy(),
     sleep: Callable[[float], None] = time.sleep,
+    compress: bool = False,
 ) -> SendReport:
     """POST each (encoded request, its span count) in turn; stop at the first that fails, saying
     how much had been accepted before it."""
@@ -198,7 +211,7 @@ def send(
     for body, spans in requests:
         try:
             answer, kind, retries = post(body, endpoint, content_type=content_type, headers=headers,
-                                         policy=policy, sleep=sleep)
+                                         policy=policy, sleep=sleep, compress=compress)
         except ExportError as error:
             if report.requests:
                 raise ExportError(f"{error} ({report.requests} earlier requests, {report.spans} spans, "
