@@ -34,6 +34,14 @@ SPANS = 116  # spans (invocations' top-level spans included) in the fixture
 TRACES = 27
 
 
+@pytest.fixture(autouse=True)
+def _no_proxy_for_the_local_receiver(monkeypatch: pytest.MonkeyPatch) -> None:
+    """urllib honours http_proxy; a proxy set on the machine must not carry the test's requests
+    to 127.0.0.1 away (urllib reads no_proxy at each request)."""
+    for name in ("no_proxy", "NO_PROXY"):
+        monkeypatch.setenv(name, "127.0.0.1,localhost")
+
+
 def runner() -> CliRunner:
     try:
         return CliRunner(mix_stderr=False)  # type: ignore[call-arg]
