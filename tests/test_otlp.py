@@ -11,16 +11,8 @@ import pytest
 from conftest import corpus_streams, ev
 
 import tracetree
-from tracetree.otlp import (
-    MAX_VALUE_DEPTH,
-    dumps_json,
-    forest_to_otlp,
-    iter_requests,
-    otlp_trace_id,
-    parse_otlp_json,
-    to_message,
-    to_protobuf,
-)
+from tracetree.otlp import MAX_VALUE_DEPTH, dumps_json, forest_to_otlp, iter_requests, otlp_trace_id
+from tracetree.otlp_proto import parse_otlp_json, to_message, to_protobuf
 
 trace_service_pb2 = pytest.importorskip(
     "opentelemetry.proto.collector.trace.v1.trace_service_pb2",

@@ -26,7 +26,7 @@ trace_service_pb2 = pytest.importorskip(
     "opentelemetry.proto.collector.trace.v1.trace_service_pb2",
     reason="opentelemetry-proto is in the test extra: pip install -e '.[test]'",
 )
-from tracetree.otlp import parse_otlp_json  # noqa: E402
+from tracetree.otlp_proto import parse_otlp_json  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 FIXTURE = str(ROOT / "fixtures" / "tail-worker-test.events.jsonl")

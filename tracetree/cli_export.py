@@ -15,15 +15,9 @@ from .build import build_file
 from .cli import _error, _progress, main
 from .dispatch import DEFAULT_TABLE, load_dispatch_table
 from .errors import EXIT_INPUT, EXIT_OK, TracetreeError
-from .otlp import (
-    DEFAULT_BATCH_SPANS,
-    ProtobufUnavailable,
-    dumps_json,
-    iter_requests,
-    protobuf_available,
-    to_protobuf,
-)
+from .otlp import DEFAULT_BATCH_SPANS, dumps_json, iter_requests
 from .otlp_http import JSON, PROTOBUF, RetryPolicy, check_endpoint, encode_all, parse_header, send
+from .otlp_proto import ProtobufUnavailable, protobuf_available, to_protobuf
 from .resolve import ResolveOptions
 
 
