@@ -18,6 +18,7 @@ from .errors import EXIT_INPUT, EXIT_OK, TracetreeError
 from .otlp import DEFAULT_BATCH_SPANS, dumps_json, iter_requests
 from .otlp_http import JSON, PROTOBUF, RetryPolicy, check_endpoint, encode_all, parse_header, send
 from .otlp_proto import ProtobufUnavailable, protobuf_available, to_protobuf
+from .render.text import safe_text
 from .resolve import ResolveOptions
 
 
@@ -135,6 +136,7 @@ def otlp_command(
             forest = build_file(list(inputs), options=options, lenient=lenient, progress=progress)
         encode = to_protobuf if protobuf else dumps_json
         notes: list[str] = []
+        warnings: list[str] = []  # shown even with -q: data did not arrive as sent
         if output is not None:
             spans, requests = _write(iter_requests(forest, batch_spans=batch_size), encode, output, protobuf)
             where = "stdout" if output == "-" else output
@@ -153,12 +155,12 @@ def otlp_command(
                 note += f" ({report.retries} retr{'y' if report.retries == 1 else 'ies'})"
             notes.append(note)
             if report.not_otlp:
-                notes.append(f"warning: {endpoint} answered with {report.not_otlp}, not an OTLP "
-                             "response: is it an OTLP/HTTP traces endpoint (port 4318, /v1/traces)?")
+                warnings.append(f"{endpoint} answered with {report.not_otlp}, not an OTLP response: "
+                                "is it an OTLP/HTTP traces endpoint (port 4318, /v1/traces)?")
             if report.rejected_spans:
                 reason = "; ".join(report.messages)
-                notes.append(f"warning: the receiver rejected {report.rejected_spans} spans"
-                             + (f": {reason}" if reason else ""))
+                warnings.append(f"the receiver rejected {report.rejected_spans} spans"
+                                + (f": {reason}" if reason else ""))
     except TracetreeError as error:
         _error(str(error))
         sys.exit(EXIT_INPUT)
@@ -173,6 +175,8 @@ def otlp_command(
         errors.print(render_summary(forest), markup=False, highlight=False, soft_wrap=True)
         for note in notes:
             errors.print(note, markup=False, highlight=False, soft_wrap=True)
+    for warning in warnings:
+        click.echo(f"warning: {safe_text(warning)}", err=True)  # the receiver's words: made safe
 
 
 def _write(
