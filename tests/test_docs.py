@@ -159,13 +159,18 @@ def test_readme_command_parses(line: str, tmp_path: Path, monkeypatch: pytest.Mo
         command = main.get_command(click.Context(main), args[0])
         assert command is not None, f"unknown command {args[0]!r} in: {line}"
         rest = args[1:]
+        while isinstance(command, click.Group) and rest and not rest[0].startswith("-"):
+            # A group's subcommand (`export otlp`): its own options are the ones to check.
+            sub = command.get_command(click.Context(command), rest[0])
+            assert sub is not None, f"unknown subcommand {rest[0]!r} in: {line}"
+            command, rest = sub, rest[1:]
         if "--help" in rest or "-h" in rest:
             result = runner().invoke(main, args, prog_name="tracetree")
             assert result.exit_code == 0, (line, result.stderr)
             continue
         # Parsing alone checks every option name and value is known to the command.
         try:
-            ctx = command.make_context(args[0], list(rest))
+            ctx = command.make_context(command.name or args[0], list(rest))
         except click.UsageError as error:
             pytest.fail(f"{line}: {error.format_message()}")
         inputs = list(ctx.params.get("inputs", ()))

@@ -476,4 +476,4 @@ def _as_file(name: str, data: bytes | None) -> Iterator[str]:
 
 
 # Commands kept in modules of their own register themselves on `main` when imported.
-from . import cli_check, cli_collect  # noqa: E402,F401
+from . import cli_check, cli_collect, cli_export  # noqa: E402,F401
