@@ -145,6 +145,17 @@ def _in_marker_line(error: InputError) -> InputError:
                       column=error.column)
 
 
+def _with_log_hint(error: InputError, first_batch: list[bytes] | None) -> InputError:
+    """A JSON error on an input that reads as plain text: say what was looked for, since such an
+    input is most often a runtime's log without the tail worker's lines."""
+    head = next((raw.lstrip() for raw in first_batch or () if not raw.isspace()), b"{")
+    if head[:1] in (b"{", b"["):
+        return error
+    detail = (f"{error.detail} (neither JSON Lines nor a log with tracetree-event: lines near its "
+              f"start; is the tail worker attached? --from-log reads any file as a log)")
+    return InputError(error.path, error.line, detail, column=error.column)
+
+
 def _read_file(
     path: str,
     stats: ReadStats,
@@ -173,8 +184,13 @@ def _read_file(
                 if head[:1] == b"[" and not from_log:
                     yield _parse_array(path, b"".join(batch) + stream.read())
                     return
-            parse = _parse_log_batch if from_log else _parse_batch
-            yield parse(path, line, batch, stats, lenient)
+            if from_log:
+                yield _parse_log_batch(path, line, batch, stats, lenient)
+            else:
+                try:
+                    yield _parse_batch(path, line, batch, stats, lenient)
+                except InputError as error:
+                    raise _with_log_hint(error, batch if line == 1 else None) from None
             line += len(batch)
             if progress is not None and raw is not sys.stdin.buffer:
                 position = raw.tell()

@@ -133,7 +133,9 @@ def record(
     written, and events the tail worker reported it could not serialize. Raises OSError when
     the command cannot be started.
     """
-    process = subprocess.Popen(list(command), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    # Descriptors tracetree was handed (a control fd, say) go on to the command, as with `env` or
+    # `time`; tracetree's own files are not inheritable, so they do not.
+    process = subprocess.Popen(list(command), stdout=subprocess.PIPE, stderr=subprocess.PIPE, close_fds=False)
     sink = _Sink(output)
     assert process.stdout is not None and process.stderr is not None
     readers = [

@@ -65,6 +65,10 @@ function toJsonValue(key, value) {
 
 // The JSON line of one TailEvent, or null after logging why it has none.
 function serialize(event) {
+  if (event === null || typeof event !== 'object') {
+    reportError(event, `the runtime passed ${event === null ? 'null' : typeof event}, not an event`);
+    return null;
+  }
   try {
     const line = JSON.stringify(event, toJsonValue);
     if (typeof line === 'string') return line;
