@@ -428,9 +428,13 @@ def served_log_events(tmp_path_factory: pytest.TempPathFactory, workerd: Path, s
             record.send_signal(signal.SIGTERM)  # passed on to workerd, which stops
             stdout, stderr = record.communicate(timeout=RUN_LIMIT_S)
     finally:
-        if record.poll() is None:
-            record.kill()
-            record.communicate()
+        if record.poll() is None:  # a failed check: stop workerd through record, as a user would
+            record.send_signal(signal.SIGTERM)
+            try:
+                record.communicate(timeout=RUN_LIMIT_S)
+            except subprocess.TimeoutExpired:
+                record.kill()
+                record.communicate()
     assert record.returncode == 0, stderr[-2000:]
     assert b"scenario done" in stdout and b"tracetree-event: " in stdout
     assert b"recorded " in stderr
