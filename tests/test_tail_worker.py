@@ -176,3 +176,49 @@ def test_an_unserializable_event_is_an_error_line_and_the_stream_goes_on(node_ru
     assert [event["sequence"] for event in payloads(node_run, "tracetree-event: ")] == [0, 1, 3, 4]
     assert len(errors) == 2  # the `null` event: reported, not thrown
     assert node_run["returned"] == "undefined"  # log mode returns nothing to wait for
+
+
+BATCH_DRIVER = r"""
+const lines = [];
+console.log = (...args) => lines.push(args.join(' '));
+const worker = (await import(process.argv[1])).default;
+const posts = [];
+const env = { TRACETREE_COLLECTOR: { async fetch(url, init) {
+  posts.push({ url, type: init.headers['content-type'], body: init.body });
+  return new Response('', { status: posts.length === 3 ? 413 : 200 });
+} } };
+const envelope = (sequence, event) => ({ spanContext: { traceId: 'aa', spanId: '11' }, invocationId: 'i1',
+                                         timestamp: new Date(0), sequence, event });
+const handler = worker.tailStream(envelope(0, { type: 'onset', info: { type: 'fetch' } }), env, {});
+const waits = [];
+for (let n = 1; n <= 650; n++) waits.push(handler(envelope(n, { type: 'log', message: [n] })));
+waits.push(handler(envelope(651, { type: 'outcome', outcome: 'ok' })));
+await Promise.all(waits);
+process.stdout.write(JSON.stringify({ lines, posts, waited: waits.filter((w) => w !== undefined).length }));
+"""
+
+
+def test_http_mode_posts_ordered_batches_and_logs_a_refused_one(tmp_path: Path) -> None:
+    """With a collector binding, events go out in order in batches of at most 200 (the last at
+    the outcome), as ndjson; a batch answered 413 is logged instead, after a warning line."""
+    node = shutil.which("node")
+    if node is None:
+        pytest.skip("node not found: the tail worker's batching is checked by running it in node")
+    module = tmp_path / "tail.mjs"
+    module.write_text(worker_source(), encoding="utf-8")
+    done = subprocess.run([node, "--input-type=module", "-e", BATCH_DRIVER, module.as_uri()],
+                          capture_output=True, timeout=120, check=False)
+    assert done.returncode == 0, done.stderr
+    run = orjson.loads(done.stdout)
+    posts = run["posts"]
+    assert [post["type"] for post in posts] == ["application/x-ndjson"] * 4
+    batches = [[orjson.loads(line)["sequence"] for line in post["body"].splitlines()] for post in posts]
+    assert [len(batch) for batch in batches] == [200, 200, 200, 52]
+    assert [n for batch in batches for n in batch] == list(range(652))
+    assert all(post["body"].endswith("\n") for post in posts)
+    warnings = [line for line in run["lines"] if line.startswith("tracetree-warning: ")]
+    assert len(warnings) == 1 and "answered 413" in warnings[0] and "200 events logged instead" in warnings[0]
+    logged = [orjson.loads(line.removeprefix("tracetree-event: "))["sequence"] for line in run["lines"]
+              if line.startswith("tracetree-event: ")]
+    assert logged == batches[2]
+    assert run["waited"] == 4  # each full batch, and the outcome, is a promise the runtime waits for

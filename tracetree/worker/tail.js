@@ -12,6 +12,8 @@
 // - HTTP: with a `TRACETREE_COLLECTOR` service binding (workerd) or a `TRACETREE_COLLECT_URL`
 //   variable (wrangler), events are POSTed in batches to `tracetree collect`: newline-delimited
 //   JSON (`application/x-ndjson`), each line the same JSON as a log line's after its marker.
+//   A `TRACETREE_COLLECT_TIMEOUT_MS` variable sets how long to wait for the collector's answer
+//   (30 s by default).
 //
 // Serialization keeps every field and its name: Date becomes its ISO string, BigInt its decimal
 // string, NaN and ±Infinity their names; Map and Set become arrays (of [key, value] pairs for a
@@ -31,6 +33,9 @@ const WARNING_MARKER = 'tracetree-warning: ';
 const MAX_BATCH_EVENTS = 200;
 const MAX_BATCH_BYTES = 512 * 1024;
 const MAX_WAIT_MS = 1000;
+// A collector that takes a batch and never answers must not hold the invocation open forever:
+// after this long the batch is logged instead (TRACETREE_COLLECT_TIMEOUT_MS overrides it).
+const COLLECT_TIMEOUT_MS = 30000;
 const DEFAULT_COLLECTOR_URL = 'http://tracetree-collector/';
 
 function toJsonValue(key, value) {
@@ -121,6 +126,7 @@ class Batcher {
   constructor(env) {
     this.binding = env.TRACETREE_COLLECTOR;
     this.url = env.TRACETREE_COLLECT_URL || DEFAULT_COLLECTOR_URL;
+    this.timeout = Number(env.TRACETREE_COLLECT_TIMEOUT_MS) || COLLECT_TIMEOUT_MS;
     this.lines = [];
     this.bytes = 0;
     this.oldest = 0;
@@ -156,6 +162,7 @@ class Batcher {
         method: 'POST',
         headers: { 'content-type': 'application/x-ndjson' },
         body: lines.join('\n') + '\n',
+        signal: AbortSignal.timeout(this.timeout),
       };
       const response = this.binding
         ? await this.binding.fetch(this.url, init)
@@ -166,7 +173,8 @@ class Batcher {
       }
       problem = `the collector at ${this.url} answered ${response.status}: ${(await response.text()).slice(0, 200)}`;
     } catch (error) {
-      problem = `the collector at ${this.url} could not be reached: ${describe(error)}`;
+      problem = `the collector at ${this.url} could not be reached or did not answer within `
+        + `${this.timeout} ms: ${describe(error)}`;
     }
     try {
       console.log(WARNING_MARKER + JSON.stringify({ warning: `${problem}; ${lines.length} events logged instead` }));
