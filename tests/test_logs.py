@@ -73,6 +73,14 @@ def test_the_shipped_capture_reads_the_same_as_a_log(tmp_path: Path) -> None:
     assert a.stdout == b.stdout
 
 
+def test_a_wrangler_log_starting_with_a_prefixed_marker_line_is_a_log(tmp_path: Path) -> None:
+    """wrangler prints `[tracetree-tail] tracetree-event: …`: a first line starting with `[` is
+    still a log line, not the start of a JSON array."""
+    log = tmp_path / "wrangler.log"
+    log.write_bytes(b"".join(b"[tracetree-tail] " + marked(event) for event in STREAM))
+    assert build_file(str(log)).stats.events == 3
+
+
 def test_stdin_and_gzip_logs_are_detected(tmp_path: Path) -> None:
     """`workerd test … 2>&1 | tracetree build -` and a gzipped log both work."""
     data = workerd_log(STREAM)
@@ -194,5 +202,7 @@ def test_find_marker_takes_the_json_after_the_marker(line: bytes, payload: bytes
 
 def test_looks_like_log_needs_a_marker_line_that_is_not_json() -> None:
     assert looks_like_log([b"[ TEST ] x\n", b'tracetree-event: {"a": 1}\n'])
+    assert looks_like_log([b'[tracetree-tail] tracetree-event: {"a": 1}\n'])  # wrangler's prefix
+    assert not looks_like_log([b'["tracetree-event: {}"]\n'])
     assert not looks_like_log([b'{"m": "tracetree-event: {}"}\n'])
     assert not looks_like_log([b"just text\n"])

@@ -60,12 +60,15 @@ def find_marker(line: bytes) -> Marked | None:
 def looks_like_log(lines: list[bytes]) -> bool:
     """True when `lines` (the start of an input) are a log holding marker lines, not JSON.
 
-    A JSON Lines file of events can quote a marker inside a log message, but such a line starts
-    with `{`; a marker line in a log never does.
+    A JSON Lines file of events can quote a marker inside a log message, but there the marker
+    is inside a JSON string, after a `"`; a log line's prefix (`[tracetree-tail] ` in wrangler's
+    output, a timestamp) holds none.
     """
     for line in lines:
-        if _STEM in line and line.lstrip()[:1] not in (b"{", b"[") and find_marker(line) is not None:
-            return True
+        if _STEM in line:
+            marked = find_marker(line)
+            if marked is not None and b'"' not in line[: marked.offset]:
+                return True
     return False
 
 
