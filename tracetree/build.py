@@ -68,18 +68,21 @@ def build_file(
     lenient: bool = False,
     keep_events: bool = True,
     progress: ProgressCallback | None = None,
+    from_log: bool | None = None,
 ) -> Forest:
     """A forest from JSONL / JSON-array / .gz files (`-` is stdin), merged in the order given.
 
     Malformed input raises InputError naming file and line; with `lenient` such lines are
-    skipped and counted in `forest.stats.skipped`.
+    skipped and counted in `forest.stats.skipped`. A file may be a runtime's log holding the
+    tail worker's marker lines: detected, or forced with `from_log` (see `read_events`).
     """
     if isinstance(paths, str):
         paths = [paths]
     builder = ModelBuilder(keep_events=keep_events, lenient=lenient)
     with _collector_paused():
         # One stats object: lines the reader skips and events the builder skips count together.
-        builder.add_all(read_events(paths, lenient=lenient, stats=builder.stats, progress=progress))
+        builder.add_all(read_events(paths, lenient=lenient, stats=builder.stats, progress=progress,
+                                    from_log=from_log))
         return resolve_forest(builder.finish(), options, builder.stats)
 
 

@@ -24,6 +24,7 @@ from .dispatch import DEFAULT_TABLE, load_dispatch_table
 from .document import Normalization, checked_document, to_document
 from .errors import EXIT_FINDINGS, EXIT_INPUT, EXIT_OK, InputError, TracetreeError
 from .events import input_size
+from .markers import looks_like_log
 from .render.text import safe_text
 from .resolve import ResolveOptions
 
@@ -34,7 +35,9 @@ BUILD_HELP = """Rebuild every trace in INPUTS: spans nested inside each invocati
 invocations hung under the exact caller span that triggered them.
 
 INPUTS are JSON Lines files of workerd TailEvents (one per line), `.gz` files, files holding
-one JSON array of events, or `-` for stdin. Several inputs merge, in the order given.
+one JSON array of events, or `-` for stdin. Several inputs merge, in the order given. An input
+may also be a workerd or wrangler log with the lines of tracetree's tail worker in it
+(`tracetree tail-worker`): its `tracetree-event:` lines are read, the rest ignored.
 
 \b
 Examples:
@@ -44,6 +47,7 @@ Examples:
   tracetree build events.jsonl --explain                          # why each non-exact link was chosen
   zcat events.jsonl.gz | tracetree build - --strict               # exit 1 on ambiguous/orphan links
   tracetree build events.jsonl --partial                          # some workers had no tail consumer
+  workerd test --predictable my.wd-test 2>&1 | tracetree build -  # straight from workerd's output
 
 \b
 Every link carries a resolution label:
@@ -125,6 +129,8 @@ def main() -> None:
               "tail consumer): never call a link through a sequential span id exact or causal.")
 @click.option("--lenient", is_flag=True, help="Skip malformed lines instead of stopping; count "
               "them in the summary.")
+@click.option("--from-log", is_flag=True, help="Read INPUTS as a runtime's log: take the tail worker's "
+              "`tracetree-event:` lines, ignore the rest (detected without it when a log starts so).")
 @click.option("--raw", is_flag=True, help="json: keep ids, timestamps and timings as received "
               "instead of normalizing them.")
 @click.option("--normalize", "normalize", multiple=True, metavar="FIELD",
@@ -147,6 +153,7 @@ def build(
     naive: bool,
     partial: bool,
     lenient: bool,
+    from_log: bool,
     raw: bool,
     normalize: tuple[str, ...],
     keep: tuple[str, ...],
@@ -177,7 +184,7 @@ def build(
         with _progress(list(inputs), not quiet) as progress:
             forest = build_file(
                 list(inputs), options=options, lenient=lenient,
-                keep_events=fmt != "links", progress=progress,
+                keep_events=fmt != "links", progress=progress, from_log=from_log or None,
             )
         _emit(forest, fmt, output, normalization, rules)
     except InputError as error:
@@ -246,11 +253,11 @@ DIFF_HELP = """Compare two trace trees and say what moved, appeared, disappeared
 as a reviewer would.
 
 EXPECTED and ACTUAL are each a tree document (`tracetree build --format json`), a TailEvent
-stream (JSON Lines, `.gz`, one JSON array of events, or `-` for stdin: built first, as `build`
-builds it), or a workerd-style shape (nested `{key, children}` nodes, as workerd's
-tail-worker-test asserts them). Invocations are matched by what they are (trigger, entrypoint,
-script, where they hang, the spans they hold), never by ids or timestamps; a moved subtree is
-one move.
+stream (JSON Lines, `.gz`, one JSON array of events, a workerd log with tracetree's marker
+lines, or `-` for stdin: built first, as `build` builds it), or a workerd-style shape (nested
+`{key, children}` nodes, as workerd's tail-worker-test asserts them). Invocations are matched
+by what they are (trigger, entrypoint, script, where they hang, the spans they hold), never by
+ids or timestamps; a moved subtree is one move.
 
 \b
 Examples:
@@ -311,6 +318,9 @@ Exit codes: 0 no differences; 1 differences; 2 bad input.
               "to compare.")
 @click.option("-o", "--output", type=click.Path(dir_okay=False, writable=True, allow_dash=True),
               default="-", show_default=True, help="Write the report here.")
+@click.option("--from-log", is_flag=True, help="Read a side that is not a tree document or shape as "
+              "a runtime's log: take the tail worker's `tracetree-event:` lines, ignore the rest "
+              "(detected without it when a log starts so).")
 @click.option("-q", "--quiet", is_flag=True, help="No summary or notes on stderr.")
 def diff_command(
     expected: str,
@@ -321,6 +331,7 @@ def diff_command(
     keys: str | None,
     shape_name: str | None,
     output: str,
+    from_log: bool,
     quiet: bool,
 ) -> None:
     gc.disable()  # a one-shot process, as in build
@@ -333,7 +344,8 @@ def diff_command(
         from .shapes import load_key_rules
 
         rules = load_key_rules(keys) if keys else None
-        left, right = _load_tree(expected, quiet, shape_name), _load_tree(actual, quiet, shape_name)
+        left = _load_tree(expected, quiet, from_log, shape_name)
+        right = _load_tree(actual, quiet, from_log, shape_name)
         if keys and left.has_spans and right.has_spans:
             notes.append("--keys is used only when a side is a shape: ignored")
         if shape_name is not None and left.has_spans and right.has_spans:
@@ -395,9 +407,10 @@ def _emit_diff(
 
 # What each side of a diff can be, told apart by its content, not its name.
 _STREAM = object()  # not one JSON value: JSON Lines (or nothing at all)
+_LOG_SNIFF = 4 * 1024 * 1024  # how much of a side is searched for marker lines
 
 
-def _load_tree(name: str, quiet: bool, shape_name: str | None = None) -> Tree:
+def _load_tree(name: str, quiet: bool, from_log: bool = False, shape_name: str | None = None) -> Tree:
     """EXPECTED or ACTUAL as a comparable tree: a tree document, a shape, or an event stream built.
 
     A JSON object with `format` (or `traces`) is a document, checked as load_document checks
@@ -407,7 +420,7 @@ def _load_tree(name: str, quiet: bool, shape_name: str | None = None) -> Tree:
     from . import shapes
 
     data = _read_input(name)
-    value = _parse_whole(name, data)
+    value = _parse_whole(name, data, from_log)
     if isinstance(value, dict) and ("format" in value or "traces" in value):
         return tree_from_document(checked_document(value, name), name)  # parsed once, not re-read
     if isinstance(value, (list, dict)) and shapes.is_shape(value):
@@ -417,7 +430,7 @@ def _load_tree(name: str, quiet: bool, shape_name: str | None = None) -> Tree:
     with _as_file(name, data if name == "-" else None) as path:
         del data
         with _progress([path], not quiet) as progress:
-            forest = build_file(path, progress=progress)
+            forest = build_file(path, progress=progress, from_log=from_log or None)
     return tree_from_document(to_document(forest), name)
 
 
@@ -437,7 +450,7 @@ def _read_input(name: str) -> bytes:
     return data
 
 
-def _parse_whole(name: str, data: bytes) -> Any:
+def _parse_whole(name: str, data: bytes, from_log: bool = False) -> Any:
     """The file as one JSON value, or _STREAM when it reads as JSON Lines instead.
 
     A file whose first line is not JSON by itself, and that is not one JSON value either, is a
@@ -447,6 +460,8 @@ def _parse_whole(name: str, data: bytes) -> Any:
         return orjson.loads(data)
     except orjson.JSONDecodeError as exc:
         first = next((line for line in data.splitlines() if line.strip()), None)
+        if from_log or looks_like_log(data[:_LOG_SNIFF].split(b"\n")):
+            return _STREAM  # a runtime's log with marker lines: the stream reader takes it
         try:
             if first is not None:
                 orjson.loads(first)
@@ -476,4 +491,4 @@ def _as_file(name: str, data: bytes | None) -> Iterator[str]:
 
 
 # Commands kept in modules of their own register themselves on `main` when imported.
-from . import cli_check, cli_collect, cli_export  # noqa: E402,F401
+from . import cli_check, cli_collect, cli_export, cli_tail  # noqa: E402,F401

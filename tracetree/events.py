@@ -15,6 +15,7 @@ from typing import IO, Any
 import orjson
 
 from .errors import InputError
+from .markers import log_lines, looks_like_log
 
 # Lines are read in batches of a few MB and parsed a few dozen at a time, joined into one JSON
 # array. A batch that fails is re-parsed line by line, so the error still names its line.
@@ -111,8 +112,56 @@ def _parse_batch(
     return values
 
 
+def _parse_log_batch(
+    path: str, first: int, batch: list[bytes], stats: ReadStats, lenient: bool
+) -> list[tuple[Any, int]]:
+    """The events of a batch of a runtime's log: its marker lines, the rest ignored.
+
+    A cut or malformed marker line, and an event the tail worker reported it could not
+    serialize, are errors naming their line in the log (skipped and counted when `lenient`).
+    """
+    worker_errors: list[InputError] = []
+    kept = log_lines(path, first, batch, worker_errors)
+    known = len(stats.skipped_examples)
+    try:
+        values = _parse_batch(path, first, kept, stats, lenient)
+    except InputError as error:
+        worker_errors.append(_in_marker_line(error))
+        raise min(worker_errors, key=lambda e: e.line or 0) from None
+    if worker_errors and not lenient:
+        raise worker_errors[0]
+    for error in worker_errors:
+        stats.skip(error)
+    # Quoted in the order of the log, and saying that the JSON is a marker line's.
+    examples = [_in_marker_line(e) for e in stats.skipped_examples[known:]]
+    stats.skipped_examples[known:] = sorted(examples, key=lambda e: e.line or 0)
+    return values
+
+
+def _in_marker_line(error: InputError) -> InputError:
+    if not error.detail.startswith("malformed JSON"):
+        return error
+    return InputError(error.path, error.line, f"marker line cut short or malformed: {error.detail}",
+                      column=error.column)
+
+
+def _with_log_hint(error: InputError, first_batch: list[bytes] | None) -> InputError:
+    """A JSON error on an input that reads as plain text: say what was looked for, since such an
+    input is most often a runtime's log without the tail worker's lines."""
+    head = next((raw.lstrip() for raw in first_batch or () if not raw.isspace()), b"{")
+    if head[:1] in (b"{", b"["):
+        return error
+    detail = (f"{error.detail} (neither JSON Lines nor a log with tracetree-event: lines near its "
+              f"start; is the tail worker attached? --from-log reads any file as a log)")
+    return InputError(error.path, error.line, detail, column=error.column)
+
+
 def _read_file(
-    path: str, stats: ReadStats, lenient: bool, progress: ProgressCallback | None
+    path: str,
+    stats: ReadStats,
+    lenient: bool,
+    progress: ProgressCallback | None,
+    from_log: bool | None = None,
 ) -> Iterator[list[tuple[Any, int]]]:
     stream, raw = _open(path)
     done = 0
@@ -129,11 +178,19 @@ def _read_file(
                 first = False
                 if batch[0].startswith(b"\xef\xbb\xbf"):
                     batch[0] = batch[0][3:]
+                if from_log is None:
+                    from_log = looks_like_log(batch)
                 head = b"".join(batch[:64]).lstrip()
-                if head[:1] == b"[":
+                if head[:1] == b"[" and not from_log:
                     yield _parse_array(path, b"".join(batch) + stream.read())
                     return
-            yield _parse_batch(path, line, batch, stats, lenient)
+            if from_log:
+                yield _parse_log_batch(path, line, batch, stats, lenient)
+            else:
+                try:
+                    yield _parse_batch(path, line, batch, stats, lenient)
+                except InputError as error:
+                    raise _with_log_hint(error, batch if line == 1 else None) from None
             line += len(batch)
             if progress is not None and raw is not sys.stdin.buffer:
                 position = raw.tell()
@@ -154,11 +211,16 @@ def read_events(
     lenient: bool = False,
     stats: ReadStats | None = None,
     progress: ProgressCallback | None = None,
+    from_log: bool | None = None,
 ) -> Iterator[tuple[Any, str, int]]:
     """Yield every parsed value with its file and 1-based line, file after file, in file order.
 
     Values are not validated here (the model does that, and knows which fields it needs);
     malformed JSON raises InputError, or is counted in `stats` when `lenient`.
+
+    A file may also be a runtime's log holding the tail worker's marker lines (see
+    markers.py): `from_log` True reads every file so, False never, None (the default) when
+    the start of a file shows it.
 
     >>> import tempfile, os
     >>> with tempfile.NamedTemporaryFile("wb", suffix=".jsonl", delete=False) as f:
@@ -169,7 +231,7 @@ def read_events(
     """
     stats = stats if stats is not None else ReadStats()
     for path in paths:
-        for batch in _read_file(path, stats, lenient, progress):
+        for batch in _read_file(path, stats, lenient, progress, from_log):
             for item, line in batch:
                 yield item, path, line
 

@@ -1,0 +1,1 @@
+"""End-to-end tests on the real workerd runtime (a package, so its conftest stays its own)."""
