@@ -108,9 +108,12 @@ def test_links_carry_their_label_reason_and_evidence() -> None:
     link = callee["link"]
     assert link["r"] == "exact"
     assert link["reason"]
-    [candidate] = link["candidates"]
-    assert candidate["state"] == "chosen" and candidate["spanName"] == "jsRpcCall"
-    assert any("jsRpcCall" in item["detail"] for item in candidate["evidence"])
+    trace, _ = _by_label(data)["jsrpc"]
+    [[state, invocation, span, name, score, evidence]] = link["candidates"]
+    strings = trace["strings"]
+    assert (state, invocation, span, strings[name]) == ("chosen", "root", "9a8b7c6d5e4f3a2b", "jsRpcCall")
+    assert score > 0
+    assert "a 'jsRpcCall' span dispatches jsrpc invocations" in [strings[item[1]] for item in evidence]
     _, orphan = _by_label(data)["fetch POST http://x/lost"]
     assert orphan["link"]["r"] == "orphan" and orphan["nf"] == 1
 

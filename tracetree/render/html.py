@@ -28,7 +28,7 @@ from ..build import Forest
 from ..diff import Change, ChangeKind, Tree, path_of
 from ..diff import InvocationNode as DiffInvocation
 from ..diff import SpanNode as DiffSpan
-from ..links import Link
+from ..links import Candidate, Link
 from ..model import Invocation, Span, Trace, millis
 from ..resolve import TraceEvidence
 from .diff import count_line, describe
@@ -42,6 +42,10 @@ VALUE_LIMIT = 2000
 # Lists longer than this, and values nested deeper, are cut the same way.
 ITEM_LIMIT = 200
 DEPTH_LIMIT = 24
+# Candidates shown per link: the chosen one and the best of the rest. A trace of thousands of
+# invocations with sequential span ids gives a callee thousands of candidates; the page counts
+# those left out instead of carrying them (`--explain` lists every one).
+CANDIDATE_LIMIT = 12
 # A trace whose tree has at most this many rows opens fully expanded; a larger one shows its
 # root invocations and opens the rest on click.
 EXPAND_LIMIT = 400
@@ -245,6 +249,9 @@ class _BuildData:
 
     def trace(self, number: int, tree: TraceNode) -> dict[str, Any]:
         trace = tree.trace
+        # Evidence reads the same across the candidates of a trace ("span still open at the
+        # callee's onset" for most of them): each text is sent once, candidates point at it.
+        self.strings: dict[str, int] = {}
         evidence = self.forest.evidence.get(trace.trace_id)
         timed = evidence.timestamps if evidence is not None else False
         axis = _Axis(trace, timed)
@@ -275,6 +282,8 @@ class _BuildData:
             own = node.get("link", {}).get("r")
             node["nf"] = int(own in ("ambiguous", "orphan")) + sum(nodes[c]["nf"] for c in node["c"])
             node["nx"] = int(own not in (None, "root", "exact")) + sum(nodes[c]["nx"] for c in node["c"])
+        for node in nodes:
+            _drop_defaults(node)
         return {
             "n": number,
             "id": safe_text(trace.trace_id),
@@ -285,7 +294,12 @@ class _BuildData:
             "invocations": len(trace.invocations),
             "roots": roots,
             "nodes": nodes,
+            "strings": list(self.strings),
         }
+
+    def string(self, text: str) -> int:
+        """The index of `text` in the trace's string table."""
+        return self.strings.setdefault(text, len(self.strings))
 
     def invocation(
         self, node: InvocationNode, trace: Trace, axis: _Axis
@@ -334,19 +348,25 @@ class _BuildData:
 
         chosen = (link.parent_invocation_id, link.parent_span_id)
         candidates = []
-        for candidate in link.candidates:
+        # Compact, as a trace of n invocations with sequential span ids can hold n² of them:
+        # [state, invocation id (its node says what it is), span id, span name, score,
+        #  [[rule, detail, weight, excludes], …]] with names, rules and details in the string table.
+        def rank(candidate: Candidate) -> tuple[int, float]:
+            if (candidate.invocation_id, candidate.span_id) == chosen:
+                return (0, 0.0)
+            return (2 if candidate.excluded else 1, -candidate.score)
+
+        ordered = sorted(link.candidates, key=rank)
+        shown, left_out = ordered[:CANDIDATE_LIMIT], ordered[CANDIDATE_LIMIT:]
+        for candidate in shown:
             state = ("chosen" if (candidate.invocation_id, candidate.span_id) == chosen
                      else "excluded" if candidate.excluded else "possible")
-            candidates.append({
-                "state": state,
-                "invocation": safe_text(candidate.invocation_id),
-                "label": describe(candidate.invocation_id),
-                "span": safe_text(candidate.span_id),
-                "spanName": clip(candidate.span_name, 200),
-                "score": candidate.score,
-                "evidence": [{"rule": item.rule, "detail": clip(item.detail, 400), "weight": item.weight,
-                              "excludes": item.excludes} for item in candidate.evidence],
-            })
+            candidates.append([
+                state, safe_text(candidate.invocation_id), safe_text(candidate.span_id),
+                self.string(clip(candidate.span_name, 200)), candidate.score,
+                [[self.string(item.rule), self.string(clip(item.detail, 400)), item.weight,
+                  int(item.excludes)] for item in candidate.evidence],
+            ])
         return {
             "r": link.resolution.value,
             "reason": clip(link.reason, 600),
@@ -354,6 +374,9 @@ class _BuildData:
             if link.parent_invocation_id and link.parent_span_id else None,
             "callerLabel": describe(link.parent_invocation_id) if link.parent_invocation_id else None,
             "candidates": candidates,
+            # [how many, how many of them excluded by a hard constraint]
+            "more": [len(left_out), sum(1 for candidate in left_out if candidate.excluded)]
+            if left_out else None,
             "later": link.later_owners,
         }
 
@@ -399,6 +422,17 @@ class _BuildData:
             "sequence": sequence if isinstance(sequence, int) else None,
             "body": clipped({k: v for k, v in body.items() if k != "type"}, self.options.value_limit),
         }
+
+
+def _drop_defaults(node: dict[str, Any]) -> None:
+    """Leave out what a node or event would say by default (none, no, empty): the page reads a
+    missing key as that. Children (`c`) stay: every node has a list of them."""
+    for key in [key for key, value in node.items()
+                if value is None or value is False or (key != "c" and value in ([], {}))
+                or (key in ("nf", "nx") and value == 0)]:
+        del node[key]
+    for event in node.get("events", ()):
+        _drop_defaults(event)
 
 
 def _outcome(invocation: Invocation) -> str | None:

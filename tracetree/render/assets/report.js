@@ -199,8 +199,8 @@
       add(head, "span", "badge " + (trace.timed ? "clock-time" : "clock-ordinal"),
         trace.timed ? "time axis" : "ordinal layout");
       var roots = trace.roots.map(function (i) { return trace.nodes[i]; });
-      var flagged = roots.reduce(function (s, n) { return s + n.nf; }, 0);
-      var nonexact = roots.reduce(function (s, n) { return s + n.nx; }, 0);
+      var flagged = roots.reduce(function (s, n) { return s + (n.nf || 0); }, 0);
+      var nonexact = roots.reduce(function (s, n) { return s + (n.nx || 0); }, 0);
       if (nonexact) add(head, "span", "badge nonexact", nonexact + " non-exact");
       if (flagged) add(head, "span", "badge flagged", flagged + " flagged");
       add(head, "span", "muted id", trace.id);
@@ -242,7 +242,7 @@
           if (NOT_EXACT[r]) add(label, "span", "badge res-" + r, r);
           if (node.outcome !== "ok") add(label, "span", "badge bad", node.outcome || "no outcome");
           if (node.status) add(label, "span", "muted", " " + node.status);
-          node.defects.forEach(function (d) { add(label, "span", "badge warn", d); });
+          (node.defects || []).forEach(function (d) { add(label, "span", "badge warn", d); });
         } else {
           add(label, "span", "kind", "▪");
           add(label, "span", "name", node.name);
@@ -259,8 +259,8 @@
           bar.style.left = (node.x[0] / end * 100) + "%";
           bar.style.width = Math.max((node.x[1] - node.x[0]) / end * 100, 0) + "%";
         }
-        node.events.forEach(function (event) {
-          if (!event.marker || event.x === null) return;
+        (node.events || []).forEach(function (event) {
+          if (!event.marker || event.x === undefined) return;
           var mark = add(track, "span", "mark " + (event.type === "log" ? "log lv-" + event.level : event.type));
           mark.style.left = (event.x / end * 100) + "%";
           mark.title = event.text;
@@ -331,13 +331,13 @@
         if (node.status) facts.status = node.status;
         if (node.duration) facts.duration = node.duration;
         if (node.span) facts["top-level span"] = node.span;
-        if (node.defects.length) facts["stream defects"] = node.defects.join("; ");
+        if (node.defects) facts["stream defects"] = node.defects.join("; ");
         pairs(panel, "invocation", facts);
         linkDetail(trace, node.link);
         pairs(panel, "onset", node.onset);
         pairs(panel, "attributes of its top-level span", node.attrs);
-        eventList(panel, trace, "events", node.events);
-        eventList(panel, trace, "stray events (aimed at spans it never opened)", node.stray);
+        eventList(panel, trace, "events", node.events || []);
+        eventList(panel, trace, "stray events (aimed at spans it never opened)", node.stray || []);
       } else {
         add(panel, "h2", null, node.name);
         var span = { "span id": node.id, "outcome": node.unclosed ? "unclosed" : (node.outcome || "(none)") };
@@ -345,7 +345,7 @@
         if (node.parentMissing) span["parent span (never opened)"] = node.parentMissing;
         pairs(panel, "span", span);
         pairs(panel, "attributes", node.attrs);
-        eventList(panel, trace, "events", node.events);
+        eventList(panel, trace, "events", node.events || []);
       }
     }
 
@@ -362,27 +362,40 @@
       if (link.r !== "root" && link.r !== "exact" && trace.lacks.length) {
         add(panel, "p", "lacks", "ordering evidence lacking: " + trace.lacks.join("; "));
       }
-      if (!link.candidates.length && !link.later) {
+      var strings = trace.strings;
+      if (!trace.byId) {
+        trace.byId = new Map();
+        trace.nodes.forEach(function (n) { if (n.k === "i") trace.byId.set(n.id, n); });
+      }
+      if (!link.candidates.length && !link.later && !link.more) {
         if (link.r !== "root") add(panel, "p", "muted", "candidates: none");
         return;
       }
       var ul = add(panel, "ul", "candidates");
+      // [state, invocation id, span id, span name, score, [[rule, detail, weight, excludes], …]]
       link.candidates.forEach(function (cand) {
-        var li = add(ul, "li", "candidate " + cand.state);
+        var state = cand[0], owner = trace.byId.get(cand[1]), spanName = strings[cand[3]], score = cand[4];
+        var li = add(ul, "li", "candidate " + state);
         var head = add(li, "div", "cand-head");
-        add(head, "span", "cand-state", cand.state === "chosen" ? "▶ chosen" :
-          cand.state === "excluded" ? "✗ excluded" : "possible");
-        add(head, "span", null, " " + cand.label + " · span " + cand.span + " " +
-          (cand.spanName || "(top-level)"));
-        add(head, "span", "score", " score " + (cand.score > 0 ? "+" : "") + cand.score);
+        add(head, "span", "cand-state", state === "chosen" ? "▶ chosen" :
+          state === "excluded" ? "✗ excluded" : "possible");
+        add(head, "span", null, " " + (owner ? owner.label : "(not in the trace)") + " · span " + cand[2] +
+          " " + (spanName || "(top-level)"));
+        add(head, "span", "score", " score " + (score > 0 ? "+" : "") + score);
         var ev = add(li, "ul", "evidence");
-        cand.evidence.forEach(function (item) {
-          var e = add(ev, "li", item.excludes ? "excludes" : item.weight > 0 ? "for" : item.weight < 0 ? "against" : "");
-          add(e, "span", "weight", item.excludes ? "excludes" : (item.weight > 0 ? "+" : "") + item.weight);
-          add(e, "span", null, " " + item.detail);
+        cand[5].forEach(function (item) {
+          var weight = item[2], excludes = item[3];
+          var e = add(ev, "li", excludes ? "excludes" : weight > 0 ? "for" : weight < 0 ? "against" : "");
+          e.title = strings[item[0]];
+          add(e, "span", "weight", excludes ? "excludes" : (weight > 0 ? "+" : "") + weight);
+          add(e, "span", null, " " + strings[item[1]]);
         });
-        if (!cand.evidence.length) add(ev, "li", "muted", "no evidence either way");
+        if (!cand[5].length) add(ev, "li", "muted", "no evidence either way");
       });
+      if (link.more) {
+        add(panel, "p", "muted", plural(link.more[0], "more candidate") + " not shown (" + link.more[1] +
+          " excluded by hard constraints): `tracetree build --explain` lists every one");
+      }
       if (link.later) {
         add(panel, "p", "muted", "✗ " + plural(link.later, "more owner") +
           " of the span id, created after the callee: ruled out by creation order");
@@ -493,4 +506,5 @@
   if (data.kind === "diff") diffReport();
   else buildReport();
   document.body.dataset.ready = "true";
+  if (window.performance && performance.mark) performance.mark("tracetree-ready");
 })();
