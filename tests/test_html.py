@@ -118,6 +118,27 @@ def test_links_carry_their_label_reason_and_evidence() -> None:
     assert orphan["link"]["r"] == "orphan" and orphan["nf"] == 1
 
 
+def test_a_link_with_many_candidates_shows_the_best_and_counts_the_rest() -> None:
+    """Twenty invocations own span 1; the callee's link carries 12 candidates, the chosen one
+    first, and says how many more there were."""
+    events = []
+    for n in range(20):
+        events += [
+            ev(f"r{n:02}", 0, {"type": "onset", "spanId": f"{n:016x}", "info": {"type": "custom"}}),
+            ev(f"r{n:02}", 1, {"type": "spanOpen", "spanId": "0000000000000001", "name": "fetch"},
+               span=f"{n:016x}"),
+        ]
+    events.append(ev("callee", 0, {"type": "onset", "spanId": "ffff000000000001",
+                                   "info": {"type": "fetch", "method": "GET", "url": "http://x/"}},
+                     span="0000000000000001"))
+    data = report_data(render_forest_html(build(events)))
+    _, callee = _by_label(data)["fetch GET http://x/"]
+    link = callee["link"]
+    assert len(link["candidates"]) == 12
+    assert link["candidates"][0][0] == "chosen"
+    assert link["more"][0] == 20 - 12
+
+
 def test_callees_are_nested_under_the_span_that_called_them() -> None:
     """The jsrpc invocation is a child of the jsRpcCall span, itself a child of the fetch root."""
     data = report_data(render_forest_html(_forest_with()))
