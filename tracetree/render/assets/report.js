@@ -167,6 +167,8 @@
     add(legend, "span", "mark-sample exception", "");
     add(legend, "span", null, "exception");
 
+    // The detail panel sticks below the header, whatever height the header wraps to.
+    document.documentElement.style.setProperty("--header", header.offsetHeight + "px");
     var layout = add(app, "main", "layout");
     var list = add(layout, "div", "traces");
     var panel = add(layout, "aside", "panel");
@@ -238,8 +240,9 @@
           var r = node.link.r;
           row.classList.add("res-" + r);
           add(label, "span", "kind", "⇢");
+          // Before the name: a long name is cut at the column's edge, and the label must show.
+          if (NOT_EXACT[r]) add(label, "span", "badge lead res-" + r, r);
           add(label, "span", "name", node.label);
-          if (NOT_EXACT[r]) add(label, "span", "badge res-" + r, r);
           if (node.outcome !== "ok") add(label, "span", "badge bad", node.outcome || "no outcome");
           if (node.status) add(label, "span", "muted", " " + node.status);
           (node.defects || []).forEach(function (d) { add(label, "span", "badge warn", d); });
