@@ -322,6 +322,18 @@ def test_flagged_filter_shows_only_flagged_links(browser: Any, tmp_path: Path) -
     assert opened.page.locator('.trace[data-trace="1"]').is_hidden()  # t2: nothing flagged there
     opened.page.select_option("#filter", "all")
     assert opened.page.locator(".row.inv:visible").count() == 4
+    assert opened.page.locator(".empty").is_hidden()
+    assert opened.messages == []
+
+
+@needs_browser
+def test_a_filter_that_leaves_nothing_says_so(browser: Any, tmp_path: Path) -> None:
+    opened = _open(browser, tmp_path, render_forest_html(build_file(str(FIXTURE))))
+    opened.page.select_option("#filter", "flagged")
+    assert opened.page.locator(".trace:visible").count() == 0
+    assert opened.rows(".empty") == ["no flagged (ambiguous or orphan) links in the input"]
+    opened.page.select_option("#filter", "nonexact")
+    assert opened.page.locator(".trace:visible").count() == 2  # traces 16 and 17: one causal link each
     assert opened.messages == []
 
 

@@ -184,10 +184,15 @@
     }
 
     var sections = data.traces.map(function (trace) { return traceSection(trace); });
+    var empty = add(list, "p", "empty muted", data.traces.length ? "" : "no traces in the input");
+    empty.hidden = data.traces.length > 0;
 
     filter.addEventListener("change", function () {
       mode = filter.value;
-      sections.forEach(function (section) { section.refilter(); });
+      var shown = sections.filter(function (section) { return section.refilter(); }).length;
+      empty.textContent = mode === "flagged" ? "no flagged (ambiguous or orphan) links in the input"
+        : "no non-exact links in the input: every link is root or exact";
+      empty.hidden = shown > 0 || !data.traces.length;
     });
 
     function traceSection(trace) {
@@ -219,14 +224,21 @@
 
       function draw() {
         add(body, "p", "clock", trace.clock);
-        if (trace.lacks.length) add(body, "p", "lacks", "ordering evidence lacking: " + trace.lacks.join("; "));
+        // What the resolver lacked matters where it had to weigh evidence: non-exact links.
+        if (trace.lacks.length && nonexact) {
+          add(body, "p", "lacks", "ordering evidence lacking: " + trace.lacks.join("; "));
+        }
         var axis = add(body, "div", "row axis");
         add(axis, "div", "label", "invocation / span");
         var track = add(axis, "div", "track");
+        var last = -1;
         for (var k = 0; k <= 4; k++) {
-          var at = trace.end * k / 4;
-          var tick = add(track, "span", "tick", trace.timed ? ms(at) : "#" + Math.round(at));
-          tick.style.left = (k * 25) + "%";
+          // Ordinal ticks sit on whole events: a trace of three events has three ticks, not five.
+          var at = trace.timed ? trace.end * k / 4 : Math.round(trace.end * k / 4);
+          if (at === last) continue;
+          last = at;
+          var tick = add(track, "span", "tick", trace.timed ? ms(at) : "#" + at);
+          tick.style.left = (trace.end ? at / trace.end * 100 : 0) + "%";
         }
         rowsBox = add(body, "div", "rows");
         view = new TreeView(trace, drawRow, defaultOpen, passes);
@@ -292,12 +304,13 @@
           var roots = trace.roots.map(function (i) { return trace.nodes[i]; });
           var shown = roots.some(passes);
           section.hidden = !shown;
-          if (!shown) return;
+          if (!shown) return false;
           if (mode !== "all" && !section.classList.contains("open")) setOpen(true);
           if (view) {
             view.open = new Map();
             view.fill(rowsBox);
           }
+          return true;
         }
       };
     }
