@@ -368,6 +368,25 @@ def test_diff_page_highlights_a_moved_invocation(browser: Any, tmp_path: Path) -
         target = opened.page.locator(f".pane.{side} .row.target")
         assert "jsrpc nonFunctionProperty (MyService)" in target.inner_text()
         assert target.is_visible()
+    opened.page.locator(".pane.actual .row.mark-moved").first.click()
+    assert "trace 16 › custom › jsRpcCall#1 › jsrpc nonFunctionProperty (MyService)" in \
+        opened.page.locator(".node-detail").inner_text()
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     opened.page.screenshot(path=str(ARTIFACTS / "diff.png"))
+    assert opened.messages == []
+
+
+@needs_browser
+def test_a_3000_deep_call_chain_opens_all_the_way_down(browser: Any, tmp_path: Path) -> None:
+    """Trees go to the page flat and are drawn without recursion: a chain deeper than Python's
+    recursion limit is written, opened, and fully expanded."""
+    from test_deep import chain
+
+    forest = build(chain(3000))
+    opened = _open(browser, tmp_path, render_forest_html(forest, options=HtmlOptions(expand_limit=10_000)))
+    assert opened.page.locator(".row.inv").count() == 3000
+    assert opened.messages == []
+    expected, actual = tree_from_document(to_document(forest)), tree_from_document(to_document(forest))
+    opened = _open(browser, tmp_path, render_diff_html(expected, actual, []), "diff.html")
+    assert opened.rows(".change-list")[0] == "no differences"
     assert opened.messages == []

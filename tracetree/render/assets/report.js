@@ -439,7 +439,7 @@
       pane.dataset.side = side;
       add(pane, "h2", null, side + ": " + (side === "expected" ? data.expectedName : data.actualName));
       var rows = add(pane, "div", "rows");
-      panes[side] = makePane(data[side], rows);
+      panes[side] = makePane(side, data[side], rows);
     });
 
     var items = data.changes.map(function (change, index) {
@@ -454,6 +454,33 @@
       return li;
     });
     if (!data.changes.length) add(changeList, "li", "muted", "no differences");
+    var detail = add(changesBox, "div", "node-detail");
+    add(detail, "p", "hint", "Click a node of either tree for its attributes and events.");
+    var selected = null;
+
+    function showNode(side, node, row) {
+      if (selected) selected.classList.remove("selected");
+      selected = row;
+      row.classList.add("selected");
+      detail.textContent = "";
+      add(detail, "h2", null, side + ": " + node.label);
+      if (node.path) add(detail, "p", "muted", node.path);
+      var facts = {};
+      if (node.outcome !== undefined && node.outcome !== null) facts.outcome = node.outcome;
+      if (node.resolution) facts["link resolution"] = node.resolution;
+      pairs(detail, node.k === "i" ? "invocation" : "span", facts);
+      pairs(detail, "onset", node.onset);
+      pairs(detail, "attributes", node.attrs);
+      if (node.events && node.events.length) {
+        add(detail, "h3", null, "events");
+        var ul = add(detail, "ul", "events");
+        node.events.forEach(function (event) {
+          var li = add(ul, "li", "event");
+          add(li, "span", "badge ev-" + event.type, event.type);
+          add(li, "pre", null, json(event.body));
+        });
+      }
+    }
 
     function showChange(index) {
       var change = data.changes[index];
@@ -462,7 +489,7 @@
       panes.actual.reveal(change.actual, change.actualExact);
     }
 
-    function makePane(tree, container) {
+    function makePane(side, tree, container) {
       var marked = new Array(tree.nodes.length).fill(false);
       for (var i = tree.nodes.length - 1; i >= 0; i--) {
         var node = tree.nodes[i];
@@ -498,6 +525,7 @@
           add(label, "span", "badge res-" + node.resolution, node.resolution);
         }
         if (node.path) label.title = node.path;
+        if (node.k !== "t") row.addEventListener("click", function () { showNode(side, node, row); });
         return row;
       }
 
