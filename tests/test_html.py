@@ -160,6 +160,11 @@ def test_a_frozen_clock_gives_an_ordinal_layout_that_says_so() -> None:
     assert timed["t2"]["end"] == 1.0  # two events: ranks 0 and 1
 
 
+def test_a_forest_without_its_events_is_refused() -> None:
+    with pytest.raises(ValueError, match="keep_events=True"):
+        render_forest_html(build_file(str(FIXTURE), keep_events=False))
+
+
 def test_every_invocation_of_the_fixture_is_in_the_page() -> None:
     forest = build_file(str(FIXTURE))
     data = report_data(render_forest_html(forest))

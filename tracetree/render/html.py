@@ -228,6 +228,7 @@ class _BuildData:
     def __init__(self, forest: Forest, options: HtmlOptions) -> None:
         self.forest = forest
         self.options = options
+        self.strings: dict[str, int] = {}  # the current trace's string table
 
     def data(self) -> dict[str, Any]:
         trees = assemble(self.forest)
@@ -461,12 +462,19 @@ def _span_duration(span: Span) -> str | None:
 def render_forest_html(forest: Forest, *, options: HtmlOptions = HtmlOptions()) -> bytes:
     """Every trace of a forest (built with its events kept) as one self-contained HTML page.
 
+    Raises ValueError for a forest built with keep_events=False: a page without its logs and
+    exceptions would look complete and not be.
+
     >>> from tracetree.build import build
     >>> onset = {"invocationId": "a", "spanContext": {"traceId": "t"}, "sequence": 0,
     ...          "event": {"type": "onset", "spanId": "f00d", "info": {"type": "fetch"}}}
     >>> render_forest_html(build([onset])).startswith(b"<!DOCTYPE html>")
     True
     """
+    for trace in forest.traces:
+        for invocation in trace.invocations.values():
+            if invocation.stamps and not invocation.events:
+                raise ValueError("the HTML report needs every event: build with keep_events=True")
     return page(_BuildData(forest, options).data(), options.title)
 
 
