@@ -48,6 +48,7 @@ Examples:
   zcat events.jsonl.gz | tracetree build - --strict               # exit 1 on ambiguous/orphan links
   tracetree build events.jsonl --partial                          # some workers had no tail consumer
   workerd test --predictable my.wd-test 2>&1 | tracetree build -  # straight from workerd's output
+  tracetree build events.jsonl --format html -o trace.html        # a page to open in a browser
 
 \b
 Every link carries a resolution label:
@@ -114,9 +115,10 @@ def main() -> None:
 
 @main.command(help=BUILD_HELP, short_help="Rebuild trace trees from TailEvent streams.")
 @click.argument("inputs", nargs=-1, required=True, metavar="INPUTS...")
-@click.option("--format", "fmt", type=click.Choice(["tree", "json", "links", "shape"]), default=None,
+@click.option("--format", "fmt", type=click.Choice(["tree", "json", "links", "shape", "html"]), default=None,
               help="Output format. Default: tree on a terminal, json otherwise. `shape` writes "
-              "workerd's tail-worker-test form, nested {key, children}.")
+              "workerd's tail-worker-test form, nested {key, children}. `html` writes one "
+              "self-contained page (waterfall per trace, link evidence on click; opens offline).")
 @click.option("-o", "--output", type=click.Path(dir_okay=False, writable=True, allow_dash=True),
               default="-", show_default=True, help="Write the output here.")
 @click.option("--explain", is_flag=True, help="Show, per non-exact link, every candidate and the "
@@ -186,7 +188,7 @@ def build(
                 list(inputs), options=options, lenient=lenient,
                 keep_events=fmt != "links", progress=progress, from_log=from_log or None,
             )
-        _emit(forest, fmt, output, normalization, rules)
+        _emit(forest, fmt, output, normalization, rules, title=" ".join(_shown(name) for name in inputs))
     except InputError as error:
         _error(str(error))
         sys.exit(EXIT_INPUT)
@@ -212,7 +214,9 @@ def build(
         sys.exit(EXIT_FINDINGS)
 
 
-def _emit(forest: Forest, fmt: str, output: str, normalization: Normalization, rules: Any = None) -> None:
+def _emit(
+    forest: Forest, fmt: str, output: str, normalization: Normalization, rules: Any = None, title: str = ""
+) -> None:
     if fmt == "tree":
         from .render.tree import render_tree
 
@@ -231,6 +235,10 @@ def _emit(forest: Forest, fmt: str, output: str, normalization: Normalization, r
         from .shapes import dumps_shape, to_shape
 
         data = dumps_shape(to_shape(to_document(forest), rules))
+    elif fmt == "html":
+        from .render.html import HtmlOptions, render_forest_html
+
+        data = render_forest_html(forest, options=HtmlOptions(title=f"tracetree · {title}"))
     else:
         from .document import write_document
 
@@ -247,7 +255,7 @@ def _emit(forest: Forest, fmt: str, output: str, normalization: Normalization, r
 
 # -- diff ----------------------------------------------------------------------------------------
 
-DIFF_FORMATS = ("text", "json", "github", "markdown")
+DIFF_FORMATS = ("text", "json", "github", "markdown", "html")
 
 DIFF_HELP = """Compare two trace trees and say what moved, appeared, disappeared or changed, worded
 as a reviewer would.
@@ -269,6 +277,7 @@ Examples:
   tracetree diff a.json b.json --level invocation            # only how invocations hang together
   tracetree diff a.json b.json --ignore 'attributes.http.*' --ignore logs
   tracetree diff shape.json events.jsonl --keys keys.json    # against a workerd test's shape
+  tracetree diff expected.json actual.json --format html -o diff.html   # side by side, in a browser
 
 \b
 Change kinds (as --format json names them):
@@ -302,7 +311,8 @@ Exit codes: 0 no differences; 1 differences; 2 bad input.
 @click.argument("actual", metavar="ACTUAL")
 @click.option("--format", "fmt", type=click.Choice(DIFF_FORMATS), default="text", show_default=True,
               help="text: a report for people; json: the changes; github: workflow annotations; "
-              "markdown: a block for a pull request comment.")
+              "markdown: a block for a pull request comment; html: both trees side by side, changes "
+              "marked and listed (one self-contained page).")
 @click.option("--level", type=click.Choice([level.value for level in Level]), default=Level.FULL.value,
               show_default=True, help="What counts: how invocations hang together (invocation), and "
               "the spans in them (span), and attributes, outcomes, events and link resolutions (full).")
@@ -355,7 +365,7 @@ def diff_command(
                          f"{_shown(actual)} by the {right.resolver} one: link resolutions not compared")
         # Against a shape, diff names the other side's invocations by these rules (or labels).
         changes = diff(left, right, level=level, ignore=ignore, rules=rules)
-        _emit_diff(changes, fmt, output, expected, actual, level, ignore)
+        _emit_diff(changes, fmt, output, expected, actual, level, ignore, trees=(left, right))
     except TracetreeError as error:
         _error(str(error))
         sys.exit(EXIT_INPUT)
@@ -381,7 +391,7 @@ def _shown(name: str) -> str:
 
 def _emit_diff(
     changes: list[Change], fmt: str, output: str, expected: str, actual: str, level: str,
-    ignore: tuple[str, ...],
+    ignore: tuple[str, ...], trees: tuple[Tree, Tree] | None = None,
 ) -> None:
     from .render import diff as render
 
@@ -398,6 +408,11 @@ def _emit_diff(
     if fmt == "json":
         data = render.render_diff_json(changes, expected_name=expected, actual_name=actual,
                                        level=level, ignore=ignore)
+    elif fmt == "html":
+        from .render.html import render_diff_html
+
+        assert trees is not None
+        data = render_diff_html(*trees, changes, expected_name=expected, actual_name=actual)
     elif fmt == "github":
         data = render.render_diff_github(changes).encode()
     else:
