@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import gc
+import os
+import sys
+import threading
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -36,14 +39,91 @@ class Forest:
         return [link for link in self.links.values() if link.resolution.flagged]
 
 
-def resolve_forest(traces: list[Trace], options: ResolveOptions, stats: ReadStats) -> Forest:
+_Resolved = tuple[dict[str, Link], TraceEvidence, dict[str, int]]
+
+
+def resolve_forest(
+    traces: list[Trace],
+    options: ResolveOptions,
+    stats: ReadStats,
+    *,
+    keep_candidates: bool = True,
+    jobs: int = 1,
+) -> Forest:
+    """Resolve every trace. Without `keep_candidates`, links keep their decision, label, reason
+    and owner count but not the candidates' evidence (what --explain prints); only then may
+    `jobs` > 1 resolve traces in that many processes (forked, where the platform forks)."""
+    if jobs > 1 and keep_candidates:
+        raise ValueError("jobs > 1 needs keep_candidates=False: candidates are costly to send back")
+    children = _fork_resolvers(traces, options, jobs) if jobs > 1 else []
+    own = traces[0::len(children) + 1]  # this process's share; each child took another
+    resolved = {trace.trace_id: _resolve(trace, options, keep_candidates) for trace in own}
+    for process, receiver in children:
+        answer = receiver.recv()
+        process.join()
+        if isinstance(answer, BaseException):
+            raise answer
+        resolved.update(answer)
     links: dict[str, Link] = {}
     evidence: dict[str, TraceEvidence] = {}
     ranks: dict[str, dict[str, int]] = {}
-    for trace in traces:
-        trace_links, evidence[trace.trace_id], ranks[trace.trace_id] = resolve_with_evidence(trace, options)
+    for trace in traces:  # the same order whoever resolved what
+        trace_links, evidence[trace.trace_id], ranks[trace.trace_id] = resolved.pop(trace.trace_id)
         links.update(trace_links)
     return Forest(traces, links, evidence, ranks, stats, options.naive)
+
+
+def _resolve(trace: Trace, options: ResolveOptions, keep_candidates: bool) -> _Resolved:
+    links, evidence, ranks = resolve_with_evidence(trace, options)
+    if not keep_candidates:
+        links = {key: link.without_candidates() for key, link in links.items()}
+    return links, evidence, ranks
+
+
+# Below this many invocations a fork costs more than it saves.
+_PARALLEL_MIN_INVOCATIONS = 5_000
+
+
+def _fork_resolvers(traces: list[Trace], options: ResolveOptions, jobs: int) -> list[tuple[Any, Any]]:
+    """Start jobs - 1 forked processes resolving traces[1::jobs], traces[2::jobs]…: each trace
+    is a pure function of its own events, and a forked child inherits the model, so nothing is
+    sent to it and only the (small, candidate-free) links come back. None are started where
+    the platform does not fork, while other threads run (a fork copies only the calling
+    thread), or for inputs too small to repay a fork."""
+    if (
+        not hasattr(os, "fork") or sys.platform == "darwin" or threading.active_count() > 1
+        or sum(len(trace.invocations) for trace in traces) < _PARALLEL_MIN_INVOCATIONS
+    ):
+        return []
+    import multiprocessing
+
+    context = multiprocessing.get_context("fork")
+    children = []
+    for share in range(1, jobs):
+        receiver, sender = context.Pipe(duplex=False)
+        process = context.Process(target=_resolve_share, args=(traces[share::jobs], options, sender),
+                                  daemon=True)
+        process.start()
+        sender.close()
+        children.append((process, receiver))
+    return children
+
+
+def _resolve_share(traces: list[Trace], options: ResolveOptions, sender: Any) -> None:
+    """In a forked child: resolve these traces and send the links back (or the exception)."""
+    try:
+        answer: Any = {trace.trace_id: _resolve(trace, options, False) for trace in traces}
+    except BaseException as exc:  # re-raised in the parent, as if resolved there
+        answer = exc
+    sender.send(answer)
+    sender.close()
+
+
+def available_cpus() -> int:
+    """CPUs this process may run on."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
 
 
 def build(
@@ -67,12 +147,15 @@ def build_file(
     options: ResolveOptions = DEFAULT_OPTIONS,
     lenient: bool = False,
     keep_events: bool = True,
+    keep_candidates: bool = True,
+    jobs: int = 1,
     progress: ProgressCallback | None = None,
 ) -> Forest:
     """A forest from JSONL / JSON-array / .gz files (`-` is stdin), merged in the order given.
 
     Malformed input raises InputError naming file and line; with `lenient` such lines are
-    skipped and counted in `forest.stats.skipped`.
+    skipped and counted in `forest.stats.skipped`. `keep_candidates` and `jobs`: as for
+    `resolve_forest`.
     """
     if isinstance(paths, str):
         paths = [paths]
@@ -80,7 +163,8 @@ def build_file(
     with _collector_paused():
         # One stats object: lines the reader skips and events the builder skips count together.
         builder.add_all(read_events(paths, lenient=lenient, stats=builder.stats, progress=progress))
-        return resolve_forest(builder.finish(), options, builder.stats)
+        return resolve_forest(builder.finish(), options, builder.stats,
+                              keep_candidates=keep_candidates, jobs=jobs)
 
 
 @contextmanager

@@ -18,7 +18,7 @@ import orjson
 from rich.console import Console
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
 
-from .build import Forest, build_file
+from .build import Forest, available_cpus, build_file
 from .diff import Change, Level, Tree, diff, tree_from_document
 from .dispatch import DEFAULT_TABLE, load_dispatch_table
 from .document import Normalization, checked_document, to_document
@@ -175,9 +175,13 @@ def build(
             rules = load_key_rules(keys_file)
         options = ResolveOptions(naive=naive, dispatch=table, partial=partial)
         with _progress(list(inputs), not quiet) as progress:
+            # Links alone need neither the events nor, without --explain, the candidates'
+            # evidence: traces are then resolved on every CPU.
+            lean = fmt == "links" and not explain
             forest = build_file(
                 list(inputs), options=options, lenient=lenient,
-                keep_events=fmt != "links", progress=progress,
+                keep_events=fmt != "links", keep_candidates=not lean,
+                jobs=available_cpus() if lean else 1, progress=progress,
             )
         _emit(forest, fmt, output, normalization, rules)
     except InputError as error:
