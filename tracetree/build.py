@@ -11,7 +11,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-from .events import ProgressCallback, ReadStats, read_events
+from .events import ProgressCallback, ReadStats, read_events, read_lean_events
 from .links import Link, Resolution
 from .model import ModelBuilder, Trace
 from .resolve import DEFAULT_OPTIONS, ResolveOptions, TraceEvidence, resolve_with_evidence
@@ -162,7 +162,10 @@ def build_file(
     builder = ModelBuilder(keep_events=keep_events, lenient=lenient)
     with _collector_paused():
         # One stats object: lines the reader skips and events the builder skips count together.
-        builder.add_all(read_events(paths, lenient=lenient, stats=builder.stats, progress=progress))
+        if keep_events:
+            builder.add_all(read_events(paths, lenient=lenient, stats=builder.stats, progress=progress))
+        else:  # only the fields the model reads, decoded in C
+            builder.add_lean(read_lean_events(paths, lenient=lenient, stats=builder.stats, progress=progress))
         return resolve_forest(builder.finish(), options, builder.stats,
                               keep_candidates=keep_candidates, jobs=jobs)
 

@@ -10,7 +10,7 @@ from typing import Any, NoReturn
 import orjson
 
 from .errors import InputError
-from .events import ReadStats
+from .events import LeanItem, ReadStats, loads_line
 from .jsonio import json_type
 
 # Event types whose place in the model is structural; every other type (log, exception,
@@ -218,7 +218,57 @@ class ModelBuilder:
             or (kind in _CHECKED and not _well_formed(kind, body, span_id))
         ):
             self._reject(event, path, line)
+        self._take(invocation_id, trace_id, sequence, kind, timestamp, span_id,
+                   body if kind in _BODY_NEEDED else None, event if self.keep_events else None, path, line)
 
+    def add_lean(self, batches: Iterable[tuple[str, list[tuple[Any, int]]]]) -> None:
+        """Take batches from events.read_lean_events (the builder keeps no events): lean events
+        straight from their typed fields, the rest (and kinds whose body the model keeps) parsed
+        whole, as `add` takes them."""
+        if self.keep_events:
+            raise ValueError("lean events carry only what the model reads: keep_events must be False")
+        add = self.add if self.lenient else self._add
+        take = self._take_lean if not self.lenient else self._take_lean_leniently
+        for path, batch in batches:
+            for value, line in batch:
+                if type(value) is tuple:
+                    take(value, path, line)
+                else:
+                    add(value, path, line)
+
+    def _take_lean(self, item: LeanItem, path: str, line: int) -> None:
+        event, raw = item
+        context = event.spanContext
+        span_id = context.spanId
+        body = event.event
+        kind = body.type
+        # Types are checked by the decoder; what is left is what _well_formed checks.
+        if kind == "spanOpen" and body.spanId is not None and span_id is not None:
+            lean_body: dict[str, Any] | None = {"type": kind, "spanId": body.spanId, "name": body.name}
+        elif kind == "spanClose" and span_id is not None:
+            lean_body = {"type": kind, "outcome": body.outcome}
+        elif kind in _BODY_NEEDED:
+            # The model keeps these bodies (onset, outcome) or reads more of them (attributes,
+            # streamDiagnostic), or the event is malformed: take the whole event, as add() does.
+            self._add(loads_line(raw, path, line), path, line)
+            return
+        else:
+            lean_body = None
+        self._take(event.invocationId, context.traceId, event.sequence, kind, event.timestamp, span_id,
+                   lean_body, None, path, line)
+
+    def _take_lean_leniently(self, item: LeanItem, path: str, line: int) -> None:
+        try:
+            self._take_lean(item, path, line)
+        except InputError as error:
+            self.stats.skip(error)
+
+    def _take(
+        self, invocation_id: str, trace_id: str, sequence: int, kind: str, timestamp: str | None,
+        span_id: str | None, body: dict[str, Any] | None, event: dict[str, Any] | None, path: str,
+        line: int,
+    ) -> None:
+        """Place one well-formed event in its invocation (or queue it)."""
         pending = self._pending.get(invocation_id)
         if pending is None:
             invocation = Invocation(invocation_id, trace_id, self._position)
@@ -245,11 +295,7 @@ class ModelBuilder:
             return
         # Without keep_events only what the layout reads is held, and the parsed event (with
         # its log messages) can be freed now: memory stays near the size of the structure.
-        entry = (
-            sequence, position, kind, timestamp, span_id,
-            body if kind in _BODY_NEEDED else None,
-            event if self.keep_events else None,
-        )
+        entry = (sequence, position, kind, timestamp, span_id, body, event)
         if sequence == expected and not pending.queue:
             pending.expected = expected + 1
             self._place(pending, entry)
