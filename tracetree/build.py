@@ -97,6 +97,9 @@ def _fork_resolvers(traces: list[Trace], options: ResolveOptions, jobs: int) -> 
         return []
     import multiprocessing
 
+    # Imported once here, not once per process: an input this large has contested links.
+    import scipy.optimize  # noqa: F401
+
     context = multiprocessing.get_context("fork")
     children = []
     for share in range(1, jobs):
