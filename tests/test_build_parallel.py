@@ -40,7 +40,7 @@ def test_forked_resolution_matches_one_process(monkeypatch: pytest.MonkeyPatch) 
 
 
 def test_a_failure_in_a_forked_resolver_is_raised_in_the_caller(monkeypatch: pytest.MonkeyPatch) -> None:
-    """A resolver error in a child is not lost: the caller raises it."""
+    """A resolver error in a child (here the second half of the traces) is raised in the caller."""
     traces = build_traces([
         {"invocationId": f"i{n}", "spanContext": {"traceId": f"t{n}"}, "sequence": 0,
          "event": {"type": "onset", "spanId": f"{n:016x}", "info": {"type": "fetch"}}}
@@ -58,7 +58,7 @@ def test_a_failure_in_a_forked_resolver_is_raised_in_the_caller(monkeypatch: pyt
     monkeypatch.setattr(build_module, "_PARALLEL_MIN_INVOCATIONS", 0)
     monkeypatch.setattr(build_module, "resolve_with_evidence", broken)
     forked = _count_forks(monkeypatch)
-    with pytest.raises(RuntimeError, match="cannot resolve t1"):
+    with pytest.raises(RuntimeError, match="cannot resolve t2"):
         resolve_forest(traces, DEFAULT_OPTIONS, ReadStats(), keep_candidates=False, jobs=2)
     assert forked == [1]
 
@@ -92,3 +92,15 @@ def test_a_link_without_candidates_keeps_its_owner_count() -> None:
         brief = link.without_candidates()
         assert brief.candidates == () and brief.owners == link.owners
         assert brief.unkept == len(link.candidates)
+
+
+def test_shares_are_consecutive_runs_of_traces_with_about_as_many_invocations() -> None:
+    traces = build_traces([
+        {"invocationId": f"i{n}-{k}", "spanContext": {"traceId": f"t{n}"}, "sequence": 0,
+         "event": {"type": "log"}}
+        for n in range(40) for k in range(1 + n % 5)
+    ], keep_events=False)
+    shares = build_module._shares(traces, 3)
+    assert [trace for share in shares for trace in share] == traces
+    sizes = [sum(len(trace.invocations) for trace in share) for share in shares]
+    assert len(shares) == 3 and max(sizes) - min(sizes) <= 5

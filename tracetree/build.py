@@ -55,8 +55,9 @@ def resolve_forest(
     `jobs` > 1 resolve traces in that many processes (forked, where the platform forks)."""
     if jobs > 1 and keep_candidates:
         raise ValueError("jobs > 1 needs keep_candidates=False: candidates are costly to send back")
-    children = _fork_resolvers(traces, options, jobs) if jobs > 1 else []
-    own = traces[0::len(children) + 1]  # this process's share; each child took another
+    shares = _shares(traces, jobs) if jobs > 1 and _may_fork(traces) else [traces]
+    children = _fork_resolvers(shares[1:], options)
+    own = shares[0]  # this process's share; each child took another
     resolved = {trace.trace_id: _resolve(trace, options, keep_candidates) for trace in own}
     for process, receiver in children:
         answer = receiver.recv()
@@ -84,16 +85,37 @@ def _resolve(trace: Trace, options: ResolveOptions, keep_candidates: bool) -> _R
 _PARALLEL_MIN_INVOCATIONS = 5_000
 
 
-def _fork_resolvers(traces: list[Trace], options: ResolveOptions, jobs: int) -> list[tuple[Any, Any]]:
-    """Start jobs - 1 forked processes resolving traces[1::jobs], traces[2::jobs]…: each trace
-    is a pure function of its own events, and a forked child inherits the model, so nothing is
-    sent to it and only the (small, candidate-free) links come back. None are started where
-    the platform does not fork, while other threads run (a fork copies only the calling
-    thread), or for inputs too small to repay a fork."""
-    if (
-        not hasattr(os, "fork") or sys.platform == "darwin" or threading.active_count() > 1
-        or sum(len(trace.invocations) for trace in traces) < _PARALLEL_MIN_INVOCATIONS
-    ):
+def _shares(traces: list[Trace], jobs: int) -> list[list[Trace]]:
+    """The traces cut into `jobs` runs of consecutive traces with about as many invocations each.
+
+    Each process still ends up writing to (so copying) most memory pages of the model: the
+    objects of any run of traces are spread over the heap, and reference counts change as
+    they are read. Resolving in N processes can take up to N times the model's memory."""
+    total = sum(len(trace.invocations) for trace in traces)
+    shares: list[list[Trace]] = [[]]
+    done = 0
+    for trace in traces:
+        if done >= total * len(shares) / jobs and len(shares) < jobs:
+            shares.append([])
+        shares[-1].append(trace)
+        done += len(trace.invocations)
+    return shares
+
+
+def _may_fork(traces: list[Trace]) -> bool:
+    """Not where the platform does not fork, nor while other threads run (a fork copies only
+    the calling thread), nor for inputs too small to repay a fork."""
+    return (
+        hasattr(os, "fork") and sys.platform != "darwin" and threading.active_count() == 1
+        and sum(len(trace.invocations) for trace in traces) >= _PARALLEL_MIN_INVOCATIONS
+    )
+
+
+def _fork_resolvers(shares: list[list[Trace]], options: ResolveOptions) -> list[tuple[Any, Any]]:
+    """Start one forked process per share of traces: each trace is a pure function of its own
+    events, and a forked child inherits the model, so nothing is sent to it and only the
+    (small, candidate-free) links come back."""
+    if not shares:
         return []
     import multiprocessing
 
@@ -102,10 +124,9 @@ def _fork_resolvers(traces: list[Trace], options: ResolveOptions, jobs: int) -> 
 
     context = multiprocessing.get_context("fork")
     children = []
-    for share in range(1, jobs):
+    for share in shares:
         receiver, sender = context.Pipe(duplex=False)
-        process = context.Process(target=_resolve_share, args=(traces[share::jobs], options, sender),
-                                  daemon=True)
+        process = context.Process(target=_resolve_share, args=(share, options, sender), daemon=True)
         process.start()
         sender.close()
         children.append((process, receiver))

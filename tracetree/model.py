@@ -176,6 +176,7 @@ class ModelBuilder:
         self.stats = ReadStats()
         self._traces: dict[str, Trace] = {}
         self._pending: dict[str, _Pending] = {}  # invocationId → its layout so far
+        self._stamps: dict[str, str] = {}
         self._position = 0
 
     def add(self, event: Any, path: str = "<events>", line: int = 0) -> None:
@@ -269,6 +270,9 @@ class ModelBuilder:
         line: int,
     ) -> None:
         """Place one well-formed event in its invocation (or queue it)."""
+        if timestamp is not None:
+            # A million events carry a few tens of thousands of distinct stamps: keep one copy.
+            timestamp = self._stamps.setdefault(timestamp, timestamp)
         pending = self._pending.get(invocation_id)
         if pending is None:
             invocation = Invocation(invocation_id, trace_id, self._position)
