@@ -44,6 +44,7 @@ Examples:
   tracetree build events.jsonl --explain                          # why each non-exact link was chosen
   zcat events.jsonl.gz | tracetree build - --strict               # exit 1 on ambiguous/orphan links
   tracetree build events.jsonl --partial                          # some workers had no tail consumer
+  tracetree build big.jsonl --format links -j 1                   # links in one process: least memory
 
 \b
 Every link carries a resolution label:
@@ -137,6 +138,9 @@ def main() -> None:
 @click.option("--keys", "keys_file", type=click.Path(dir_okay=False), default=None, metavar="FILE",
               help="shape: name invocations by these key rules (as `diff --keys`); without it, "
               "by their labels.")
+@click.option("-j", "--jobs", type=click.IntRange(min=1), default=None, metavar="N",
+              help="links: resolve traces in N processes (default: one per CPU). Each may copy "
+              "most of the model's memory: -j 1 uses the least.")
 @click.option("-q", "--quiet", is_flag=True, help="No summary or progress on stderr.")
 def build(
     inputs: tuple[str, ...],
@@ -152,6 +156,7 @@ def build(
     keep: tuple[str, ...],
     dispatch_table: str | None,
     keys_file: str | None,
+    jobs: int | None,
     quiet: bool,
 ) -> None:
     # A one-shot process: the collector would only rescan the forest it cannot free (build
@@ -181,7 +186,7 @@ def build(
             forest = build_file(
                 list(inputs), options=options, lenient=lenient,
                 keep_events=fmt != "links", keep_candidates=not lean,
-                jobs=available_cpus() if lean else 1, progress=progress,
+                jobs=(jobs or available_cpus()) if lean else 1, progress=progress,
             )
         _emit(forest, fmt, output, normalization, rules)
     except InputError as error:
