@@ -202,6 +202,7 @@ class _LeanBody(msgspec.Struct, gc=False):
     spanId: str | None = None
     name: str | None = None
     outcome: str | None = None
+    info: msgspec.Raw = msgspec.Raw()  # attributes: parsed by orjson when read
 
 
 class LeanEvent(msgspec.Struct, gc=False):

@@ -153,6 +153,22 @@ class _Pending:
     unattached: bool = False  # a spanOpen named a parent not (yet) opened
 
 
+def _lean_body(kind: str, body: Any, span_id: str | None) -> dict[str, Any] | None:
+    """What the layout reads of a lean event's body (events.LeanEvent, types already checked),
+    or None when the whole event is needed: a body the model keeps or reads more of, or an
+    event _well_formed would refuse (parsed whole, it gets add()'s message)."""
+    if span_id is None:
+        return None
+    if kind == "spanOpen":
+        return {"type": kind, "spanId": body.spanId, "name": body.name} if body.spanId is not None else None
+    if kind == "spanClose":
+        return {"type": kind, "outcome": body.outcome}
+    if kind == "attributes" and body.info:
+        info = orjson.loads(memoryview(body.info))
+        return {"type": kind, "info": info} if type(info) is list else None
+    return None
+
+
 def _need(value: Any, kind: type, what: str, path: str, line: int) -> Any:
     if not isinstance(value, kind):
         found = "missing" if value is None else json_type(value)
@@ -228,35 +244,51 @@ class ModelBuilder:
         whole, as `add` takes them."""
         if self.keep_events:
             raise ValueError("lean events carry only what the model reads: keep_events must be False")
-        add = self.add if self.lenient else self._add
-        take = self._take_lean if not self.lenient else self._take_lean_leniently
+        if self.lenient:
+            for path, batch in batches:
+                for value, line in batch:
+                    if type(value) is tuple:
+                        self._take_lean_leniently(value, path, line)
+                    else:
+                        self.add(value, path, line)
+            return
+        # The hot loop (a million events): one call per event besides the layout's own.
+        add, take, take_whole = self._add, self._take, self._take_whole
         for path, batch in batches:
             for value, line in batch:
-                if type(value) is tuple:
-                    take(value, path, line)
-                else:
+                if type(value) is not tuple:
                     add(value, path, line)
+                    continue
+                event = value[0]
+                body = event.event
+                kind = body.type
+                context = event.spanContext
+                lean_body = None
+                if kind in _BODY_NEEDED:
+                    lean_body = _lean_body(kind, body, context.spanId)
+                    if lean_body is None:
+                        take_whole(value, path, line)
+                        continue
+                take(event.invocationId, context.traceId, event.sequence, kind, event.timestamp,
+                     context.spanId, lean_body, None, path, line)
 
     def _take_lean(self, item: LeanItem, path: str, line: int) -> None:
-        event, raw = item
+        event = item[0]
         context = event.spanContext
-        span_id = context.spanId
-        body = event.event
-        kind = body.type
-        # Types are checked by the decoder; what is left is what _well_formed checks.
-        if kind == "spanOpen" and body.spanId is not None and span_id is not None:
-            lean_body: dict[str, Any] | None = {"type": kind, "spanId": body.spanId, "name": body.name}
-        elif kind == "spanClose" and span_id is not None:
-            lean_body = {"type": kind, "outcome": body.outcome}
-        elif kind in _BODY_NEEDED:
-            # The model keeps these bodies (onset, outcome) or reads more of them (attributes,
-            # streamDiagnostic), or the event is malformed: take the whole event, as add() does.
-            self._add(loads_line(raw, path, line), path, line)
-            return
-        else:
-            lean_body = None
-        self._take(event.invocationId, context.traceId, event.sequence, kind, event.timestamp, span_id,
-                   lean_body, None, path, line)
+        kind = event.event.type
+        lean_body = None
+        if kind in _BODY_NEEDED:
+            lean_body = _lean_body(kind, event.event, context.spanId)
+            if lean_body is None:
+                self._take_whole(item, path, line)
+                return
+        self._take(event.invocationId, context.traceId, event.sequence, kind, event.timestamp,
+                   context.spanId, lean_body, None, path, line)
+
+    def _take_whole(self, item: LeanItem, path: str, line: int) -> None:
+        """The event parsed whole, as `add` takes it: for bodies the model keeps (onset,
+        outcome) or reads more of (streamDiagnostic), and for malformed events."""
+        self._add(loads_line(item[1], path, line), path, line)
 
     def _take_lean_leniently(self, item: LeanItem, path: str, line: int) -> None:
         try:

@@ -90,18 +90,16 @@ class _Timing:
 
     @classmethod
     def of(cls, invocation: Invocation) -> _Timing:
-        sequences: list[int] = []
+        stamps = invocation.stamps
         floor: list[float | None] = []
-        positions: list[int] = []
         best: float | None = None
-        for sequence, stamp, position in invocation.stamps:
-            positions.append(position)
-            value = millis(stamp)
-            if value is not None and (best is None or value > best):
-                best = value
-            sequences.append(sequence)
+        for _, stamp, _ in stamps:
+            if stamp is not None:
+                value = millis(stamp)
+                if value is not None and (best is None or value > best):
+                    best = value
             floor.append(best)
-        return cls(sequences, floor, positions)
+        return cls([sequence for sequence, _, _ in stamps], floor, [position for _, _, position in stamps])
 
     def opened_no_earlier_than(self, span: Span) -> float | None:
         """A lower bound on when the span opened: the latest stamp of anything before it."""
