@@ -86,6 +86,7 @@ class Measure:
     rss_bytes: list[int] = field(default_factory=list)
     skipped: str | None = None  # why it was not run
     failed: str | None = None  # stderr tail of a failing run
+    code_root: Path | None = None  # import tracetree from here instead of CODE_ROOT (--baseline)
 
     @property
     def best(self) -> float | None:
@@ -106,27 +107,34 @@ class Measure:
 CODE_ROOT = ROOT
 
 
-def _env() -> dict[str, str]:
+def _env(code_root: Path | None = None) -> dict[str, str]:
     env = dict(os.environ)
-    env["PYTHONPATH"] = str(CODE_ROOT) + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+    root = str(code_root or CODE_ROOT)
+    env["PYTHONPATH"] = root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
     env.pop("PYTHONPROFILEIMPORTTIME", None)
     return env
 
 
-def snapshot(into: Path) -> Path:
+def snapshot(into: Path, source: Path = ROOT) -> Path:
     """Copy tracetree/ into `into`; the subprocesses then import it from there."""
     import shutil
 
-    shutil.copytree(ROOT / "tracetree", into / "tracetree", ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copytree(source / "tracetree", into / "tracetree", ignore=shutil.ignore_patterns("__pycache__"))
     return into
 
 
-def run_once(command: list[str], stdout=subprocess.DEVNULL) -> tuple[float, int, int, str]:
-    """(wall seconds, peak RSS bytes, exit status, stderr tail) of one fresh subprocess."""
+def run_once(
+    command: list[str], stdout=subprocess.DEVNULL, code_root: Path | None = None
+) -> tuple[float, int, int, str]:
+    """(wall seconds, peak RSS bytes, exit status, stderr tail) of one fresh subprocess.
+
+    Peak RSS is the child's `ru_maxrss`, which covers the processes it waited for (the largest
+    one, not their sum)."""
     with tempfile.TemporaryFile() as err:
         began = time.perf_counter()
+        root = code_root or CODE_ROOT
         proc = subprocess.Popen(
-            command, stdin=subprocess.DEVNULL, stdout=stdout, stderr=err, cwd=CODE_ROOT, env=_env()
+            command, stdin=subprocess.DEVNULL, stdout=stdout, stderr=err, cwd=root, env=_env(root)
         )
         _pid, status, usage = os.wait4(proc.pid, 0)
         wall = time.perf_counter() - began
@@ -256,6 +264,13 @@ def main(argv: list[str] | None = None) -> int:
         help="time tracetree/ in place instead of a copy taken at the start",
     )
     parser.add_argument("--strict", action="store_true", help="exit 1 when a target is missed or a run fails")
+    parser.add_argument(
+        "--baseline",
+        type=Path,
+        metavar="DIR",
+        help="also time links and json with the tracetree/ of DIR (another checkout, e.g. before a "
+        "change), interleaved in the same runs",
+    )
     args = parser.parse_args(argv)
 
     path = (args.input or default_input(args.events)).resolve()
@@ -272,6 +287,12 @@ def main(argv: list[str] | None = None) -> int:
     if not args.no_snapshot:
         snapshot_dir = tempfile.TemporaryDirectory(prefix="tracetree-bench-")
         CODE_ROOT = snapshot(Path(snapshot_dir.name))
+    baseline_dir = None
+    if args.baseline is not None:
+        if not (args.baseline / "tracetree").is_dir():
+            parser.error(f"{args.baseline} has no tracetree/ package")
+        baseline_dir = tempfile.TemporaryDirectory(prefix="tracetree-baseline-")
+        baseline_root = snapshot(Path(baseline_dir.name), args.baseline.resolve())
     where = _capture(
         [sys.executable, "-c", "import tracetree.cli, os; print(os.path.dirname(tracetree.cli.__file__))"]
     )
@@ -300,6 +321,13 @@ def main(argv: list[str] | None = None) -> int:
     if json_missing and not measures["json"].skipped:
         measures["json"].skipped = json_missing
         print(f"note: {json_missing}; skipping the json measurement", file=sys.stderr)
+    if baseline_dir is not None:
+        for name in ("links", "json"):
+            if not measures[name].skipped:
+                measures[f"baseline {name}"] = Measure(
+                    f"baseline: {measures[name].name.removeprefix('tracetree ')}",
+                    measures[name].command, code_root=baseline_root,
+                )
 
     # A quick check on the first lines that each command works and writes what it should,
     # so a broken build fails in seconds rather than after the timed runs.
@@ -338,7 +366,7 @@ def main(argv: list[str] | None = None) -> int:
                     "  warning: tracetree/ changed during the benchmark: runs time different code",
                     file=sys.stderr,
                 )
-            wall, rss, code, tail = run_once(m.command)
+            wall, rss, code, tail = run_once(m.command, code_root=m.code_root)
             if code != 0:
                 m.failed = f"exit {code}: {_last_lines(tail)}"
                 print(f"  {m.name}: FAILED ({m.failed})", file=sys.stderr)
@@ -354,7 +382,9 @@ def main(argv: list[str] | None = None) -> int:
         ratio = m.best / floor if (m.best is not None and floor) else None
         rss_ratio = m.peak_rss / size if m.peak_rss is not None else None
         checks = []
-        if key == "links" and ratio is not None:
+        if key.startswith("baseline"):
+            pass  # for comparison only: the targets are the timed code's
+        elif key == "links" and ratio is not None:
             checks.append(("time", ratio <= LINKS_TIME_TARGET, f"≤ {LINKS_TIME_TARGET:g}× floor"))
         if key in ("links", "json") and rss_ratio is not None:
             checks.append(("rss", rss_ratio <= RSS_TARGET, f"RSS ≤ {RSS_TARGET:g}× input"))
@@ -389,6 +419,7 @@ def main(argv: list[str] | None = None) -> int:
         "tracetree": git_state(),
         "tracetree_sources": fingerprint,
         "snapshot": not args.no_snapshot,
+        "baseline": str(args.baseline.resolve()) if args.baseline else None,
         "code_changed_during_run": changed,
         "load_average_before": load_before,
         "machine": {
@@ -415,6 +446,8 @@ def main(argv: list[str] | None = None) -> int:
     if snapshot_dir is not None:
         snapshot_dir.cleanup()
         CODE_ROOT = ROOT
+    if baseline_dir is not None:
+        baseline_dir.cleanup()
     if args.strict and not all(verdicts or [False]):
         return 1
     return 0
@@ -435,6 +468,8 @@ def render_table(rows: list[dict], path: Path, lines: int, size: int, repeat: in
             verdict = "reference: least per-event work in Python"
         elif r["key"] == "floor":
             verdict = "baseline"
+        elif r["key"].startswith("baseline"):
+            verdict = "reference: the --baseline checkout"
         body.append(
             [
                 r["name"],

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import bz2
 import gzip
+import importlib
 import importlib.metadata
 import os
 import re
@@ -177,6 +178,19 @@ def test_links_format_has_one_line_per_invocation() -> None:
     assert record["resolution"] == "causal"
     assert record["parentSpanId"] == "0000000000000002"
     assert record["parentInvocationId"] != methods["getCounter"]
+
+
+def test_links_are_the_same_in_one_process_or_several(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`-j N` changes how many processes resolve traces, never the links or the summary."""
+    monkeypatch.setattr(importlib.import_module("tracetree.build"), "_PARALLEL_MIN_INVOCATIONS", 0)
+    one = build_cli(FIXTURE, "--format", "links", "-j", "1")
+    assert one.exit_code == 0, one.stderr
+    for jobs in ("2", "3"):
+        several = build_cli(FIXTURE, "--format", "links", "--jobs", jobs)
+        assert (several.exit_code, several.stdout, several.stderr) == (0, one.stdout, one.stderr)
+    assert build_cli(FIXTURE, "--format", "links").stdout == one.stdout
+    refused = build_cli(FIXTURE, "--format", "links", "-j", "0")
+    assert refused.exit_code == 2 and "-j" in refused.stderr
 
 
 def test_default_format_is_json_when_stdout_is_not_a_terminal() -> None:

@@ -6,7 +6,7 @@ import itertools
 import random
 
 import pytest
-from conftest import ev, write_jsonl
+from conftest import DEFAULT_TS, ev, write_jsonl
 
 from tracetree.build import build_file
 from tracetree.errors import InputError
@@ -161,6 +161,35 @@ def test_duplicate_events_are_counted_once_and_reported():
     assert invocation.spans["0000000000000001"].events == [attrs]
     assert len(invocation.events) == 4
     assert invocation.events_missing == 0
+
+
+def test_redeliveries_and_gaps_in_any_arrival_order_give_the_same_invocation():
+    """Duplicates before and after a gap, delivered in any order: the first copy of each event
+    to arrive is applied, the others counted, as if each invocation's events came in sequence."""
+    attrs = ev("a", 2, {"type": "attributes", "info": [{"name": "n", "value": 1}]}, span="0000000000000001")
+    later = {**attrs, "event": {"type": "attributes", "info": [{"name": "n", "value": 2}]}}
+    events = [onset(), span_open(1, "0000000000000001", TOP), attrs, later, attrs, outcome(4), outcome(4),
+              span_close(6, "0000000000000001"), onset()]
+
+    def seen(order):
+        builder = ModelBuilder()
+        for event in order:
+            builder.add(event)
+        [trace] = builder.finish()
+        invocation = trace.invocations["a"]
+        return (invocation.duplicates, builder.stats.duplicates,
+                [(sequence, stamp) for sequence, stamp, _ in invocation.stamps],
+                [event["sequence"] for event in invocation.events],
+                invocation.spans["0000000000000001"].attributes["n"], invocation.events_missing)
+
+    in_order = [(n, DEFAULT_TS) for n in (0, 1, 2, 4, 6)]
+    assert seen(events) == ([0, 2, 2, 4], 4, in_order, [0, 1, 2, 4, 6], 1, 2)
+    rng = random.Random(3)
+    for _ in range(100):
+        order = rng.sample(events, len(events))
+        in_sequence = sorted(order, key=lambda event: event["sequence"])  # stable: first copies first
+        assert seen(order) == seen(in_sequence)
+        assert seen(order)[4] == next(e for e in order if e["sequence"] == 2)["event"]["info"][0]["value"]
 
 
 def test_sequence_gaps_are_reported_as_missing_events():

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import gc
+import os
+import sys
+import threading
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-from .events import ProgressCallback, ReadStats, read_events
+from .events import ProgressCallback, ReadStats, read_events, read_lean_events
 from .links import Link, Resolution
 from .model import ModelBuilder, Trace
 from .resolve import DEFAULT_OPTIONS, ResolveOptions, TraceEvidence, resolve_with_evidence
@@ -36,14 +39,115 @@ class Forest:
         return [link for link in self.links.values() if link.resolution.flagged]
 
 
-def resolve_forest(traces: list[Trace], options: ResolveOptions, stats: ReadStats) -> Forest:
+_Resolved = tuple[dict[str, Link], TraceEvidence, dict[str, int]]
+
+
+def resolve_forest(
+    traces: list[Trace],
+    options: ResolveOptions,
+    stats: ReadStats,
+    *,
+    keep_candidates: bool = True,
+    jobs: int = 1,
+) -> Forest:
+    """Resolve every trace. Without `keep_candidates`, links keep their decision, label, reason
+    and owner count but not the candidates' evidence (what --explain prints); only then may
+    `jobs` > 1 resolve traces in that many processes (forked, where the platform forks)."""
+    if jobs > 1 and keep_candidates:
+        raise ValueError("jobs > 1 needs keep_candidates=False: candidates are costly to send back")
+    shares = _shares(traces, jobs) if jobs > 1 and _may_fork(traces) else [traces]
+    children = _fork_resolvers(shares[1:], options)
+    own = shares[0]  # this process's share; each child took another
+    resolved = {trace.trace_id: _resolve(trace, options, keep_candidates) for trace in own}
+    for process, receiver in children:
+        answer = receiver.recv()
+        process.join()
+        if isinstance(answer, BaseException):
+            raise answer
+        resolved.update(answer)
     links: dict[str, Link] = {}
     evidence: dict[str, TraceEvidence] = {}
     ranks: dict[str, dict[str, int]] = {}
-    for trace in traces:
-        trace_links, evidence[trace.trace_id], ranks[trace.trace_id] = resolve_with_evidence(trace, options)
+    for trace in traces:  # the same order whoever resolved what
+        trace_links, evidence[trace.trace_id], ranks[trace.trace_id] = resolved.pop(trace.trace_id)
         links.update(trace_links)
     return Forest(traces, links, evidence, ranks, stats, options.naive)
+
+
+def _resolve(trace: Trace, options: ResolveOptions, keep_candidates: bool) -> _Resolved:
+    links, evidence, ranks = resolve_with_evidence(trace, options)
+    if not keep_candidates:
+        links = {key: link.without_candidates() for key, link in links.items()}
+    return links, evidence, ranks
+
+
+# Below this many invocations a fork costs more than it saves.
+_PARALLEL_MIN_INVOCATIONS = 5_000
+
+
+def _shares(traces: list[Trace], jobs: int) -> list[list[Trace]]:
+    """The traces cut into `jobs` runs of consecutive traces with about as many invocations each.
+
+    Each process still ends up writing to (so copying) most memory pages of the model: the
+    objects of any run of traces are spread over the heap, and reference counts change as
+    they are read. Resolving in N processes can take up to N times the model's memory."""
+    total = sum(len(trace.invocations) for trace in traces)
+    shares: list[list[Trace]] = [[]]
+    done = 0
+    for trace in traces:
+        if done >= total * len(shares) / jobs and len(shares) < jobs:
+            shares.append([])
+        shares[-1].append(trace)
+        done += len(trace.invocations)
+    return shares
+
+
+def _may_fork(traces: list[Trace]) -> bool:
+    """Not where the platform does not fork, nor while other threads run (a fork copies only
+    the calling thread), nor for inputs too small to repay a fork."""
+    return (
+        hasattr(os, "fork") and sys.platform != "darwin" and threading.active_count() == 1
+        and sum(len(trace.invocations) for trace in traces) >= _PARALLEL_MIN_INVOCATIONS
+    )
+
+
+def _fork_resolvers(shares: list[list[Trace]], options: ResolveOptions) -> list[tuple[Any, Any]]:
+    """Start one forked process per share of traces: each trace is a pure function of its own
+    events, and a forked child inherits the model, so nothing is sent to it and only the
+    (small, candidate-free) links come back."""
+    if not shares:
+        return []
+    import multiprocessing
+
+    # Imported once here, not once per process: an input this large has contested links.
+    import scipy.optimize  # noqa: F401
+
+    context = multiprocessing.get_context("fork")
+    children = []
+    for share in shares:
+        receiver, sender = context.Pipe(duplex=False)
+        process = context.Process(target=_resolve_share, args=(share, options, sender), daemon=True)
+        process.start()
+        sender.close()
+        children.append((process, receiver))
+    return children
+
+
+def _resolve_share(traces: list[Trace], options: ResolveOptions, sender: Any) -> None:
+    """In a forked child: resolve these traces and send the links back (or the exception)."""
+    try:
+        answer: Any = {trace.trace_id: _resolve(trace, options, False) for trace in traces}
+    except BaseException as exc:  # re-raised in the parent, as if resolved there
+        answer = exc
+    sender.send(answer)
+    sender.close()
+
+
+def available_cpus() -> int:
+    """CPUs this process may run on."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
 
 
 def build(
@@ -67,6 +171,8 @@ def build_file(
     options: ResolveOptions = DEFAULT_OPTIONS,
     lenient: bool = False,
     keep_events: bool = True,
+    keep_candidates: bool = True,
+    jobs: int = 1,
     progress: ProgressCallback | None = None,
     from_log: bool | None = None,
 ) -> Forest:
@@ -75,15 +181,21 @@ def build_file(
     Malformed input raises InputError naming file and line; with `lenient` such lines are
     skipped and counted in `forest.stats.skipped`. A file may be a runtime's log holding the
     tail worker's marker lines: detected, or forced with `from_log` (see `read_events`).
+    `keep_candidates` and `jobs`: as for `resolve_forest`.
     """
     if isinstance(paths, str):
         paths = [paths]
     builder = ModelBuilder(keep_events=keep_events, lenient=lenient)
     with _collector_paused():
         # One stats object: lines the reader skips and events the builder skips count together.
-        builder.add_all(read_events(paths, lenient=lenient, stats=builder.stats, progress=progress,
-                                    from_log=from_log))
-        return resolve_forest(builder.finish(), options, builder.stats)
+        if keep_events:
+            builder.add_all(read_events(paths, lenient=lenient, stats=builder.stats, progress=progress,
+                                        from_log=from_log))
+        else:  # only the fields the model reads, decoded in C
+            builder.add_lean(read_lean_events(paths, lenient=lenient, stats=builder.stats, progress=progress,
+                                              from_log=from_log))
+        return resolve_forest(builder.finish(), options, builder.stats,
+                              keep_candidates=keep_candidates, jobs=jobs)
 
 
 @contextmanager

@@ -18,7 +18,7 @@ import orjson
 from rich.console import Console
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
 
-from .build import Forest, build_file
+from .build import Forest, available_cpus, build_file
 from .diff import Change, Level, Tree, diff, tree_from_document
 from .dispatch import DEFAULT_TABLE, load_dispatch_table
 from .document import Normalization, checked_document, to_document
@@ -49,6 +49,7 @@ Examples:
   tracetree build events.jsonl --partial                          # some workers had no tail consumer
   workerd test --predictable my.wd-test 2>&1 | tracetree build -  # straight from workerd's output
   tracetree build events.jsonl --format html -o trace.html        # a page to open in a browser
+  tracetree build big.jsonl --format links -j 1                   # links in one process: least memory
 
 \b
 Every link carries a resolution label:
@@ -145,6 +146,9 @@ def main() -> None:
 @click.option("--keys", "keys_file", type=click.Path(dir_okay=False), default=None, metavar="FILE",
               help="shape: name invocations by these key rules (as `diff --keys`); without it, "
               "by their labels.")
+@click.option("-j", "--jobs", type=click.IntRange(min=1), default=None, metavar="N",
+              help="links: resolve traces in N processes (default: one per CPU). Each may copy "
+              "most of the model's memory: -j 1 uses the least.")
 @click.option("-q", "--quiet", is_flag=True, help="No summary or progress on stderr.")
 def build(
     inputs: tuple[str, ...],
@@ -161,6 +165,7 @@ def build(
     keep: tuple[str, ...],
     dispatch_table: str | None,
     keys_file: str | None,
+    jobs: int | None,
     quiet: bool,
 ) -> None:
     # A one-shot process: the collector would only rescan the forest it cannot free (build
@@ -184,9 +189,14 @@ def build(
             rules = load_key_rules(keys_file)
         options = ResolveOptions(naive=naive, dispatch=table, partial=partial)
         with _progress(list(inputs), not quiet) as progress:
+            # Links alone need neither the events nor, without --explain, the candidates'
+            # evidence: traces are then resolved on every CPU.
+            lean = fmt == "links" and not explain
             forest = build_file(
                 list(inputs), options=options, lenient=lenient,
-                keep_events=fmt != "links", progress=progress, from_log=from_log or None,
+                keep_events=fmt != "links", keep_candidates=not lean,
+                jobs=(jobs or available_cpus()) if lean else 1, progress=progress,
+                from_log=from_log or None,
             )
         _emit(forest, fmt, output, normalization, rules, title=" ".join(_shown(name) for name in inputs))
     except InputError as error:

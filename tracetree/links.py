@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 
 class Resolution(str, enum.Enum):
@@ -79,11 +79,20 @@ class Link:
     candidates: tuple[Candidate, ...] = ()
     reason: str = ""  # one sentence: why this resolution
     later_owners: int = 0
+    # Candidates weighed but not kept (resolved with keep_candidates=False): counted only.
+    unkept: int = 0
 
     @property
     def owners(self) -> int:
         """How many other invocations of the trace own the span id the onset names."""
-        return len(self.candidates) + self.later_owners
+        return len(self.candidates) + self.later_owners + self.unkept
+
+    def without_candidates(self) -> Link:
+        """The decision without its candidates' evidence (what --explain prints): small to keep
+        and cheap to send between processes; `owners` is unchanged."""
+        if not self.candidates:
+            return self
+        return replace(self, candidates=(), unkept=self.unkept + len(self.candidates))
 
     @property
     def parent(self) -> tuple[str, str] | None:

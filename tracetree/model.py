@@ -10,7 +10,7 @@ from typing import Any, NoReturn
 import orjson
 
 from .errors import InputError
-from .events import ReadStats
+from .events import LeanItem, ReadStats, loads_line
 from .jsonio import json_type
 
 # Event types whose place in the model is structural; every other type (log, exception,
@@ -143,6 +143,32 @@ def _by_sequence(item: _Entry) -> tuple[int, int]:
     return (item[0], item[1])
 
 
+@dataclass(slots=True, eq=False)
+class _Pending:
+    """One invocation while events arrive: the next sequence to lay out, and what waits."""
+
+    invocation: Invocation
+    expected: int = 0  # every sequence below it is laid out
+    queue: list[_Entry] = field(default_factory=list)  # events after a gap or out of order
+    unattached: bool = False  # a spanOpen named a parent not (yet) opened
+
+
+def _lean_body(kind: str, body: Any, span_id: str | None) -> dict[str, Any] | None:
+    """What the layout reads of a lean event's body (events.LeanEvent, types already checked),
+    or None when the whole event is needed: a body the model keeps or reads more of, or an
+    event _well_formed would refuse (parsed whole, it gets add()'s message)."""
+    if span_id is None:
+        return None
+    if kind == "spanOpen":
+        return {"type": kind, "spanId": body.spanId, "name": body.name} if body.spanId is not None else None
+    if kind == "spanClose":
+        return {"type": kind, "outcome": body.outcome}
+    if kind == "attributes" and body.info:
+        info = orjson.loads(memoryview(body.info))
+        return {"type": kind, "info": info} if type(info) is list else None
+    return None
+
+
 def _need(value: Any, kind: type, what: str, path: str, line: int) -> Any:
     if not isinstance(value, kind):
         found = "missing" if value is None else json_type(value)
@@ -154,8 +180,10 @@ def _need(value: Any, kind: type, what: str, path: str, line: int) -> Any:
 class ModelBuilder:
     """Turns TailEvents (in any order) into traces; `finish()` gives the traces.
 
-    Events are first gathered per invocation, then laid out in sequence order, so neither
-    arrival order nor interleaving across invocations matters to the shape.
+    Each invocation's events are laid out in sequence order, so neither arrival order nor
+    interleaving across invocations matters to the shape. Real streams deliver an invocation's
+    events in sequence order, so an event is laid out as it arrives when it is the next one
+    expected; from the first one out of order on, the invocation's events wait for finish().
     """
 
     def __init__(self, *, keep_events: bool = True, lenient: bool = False) -> None:
@@ -163,8 +191,8 @@ class ModelBuilder:
         self.lenient = lenient
         self.stats = ReadStats()
         self._traces: dict[str, Trace] = {}
-        # invocationId → (invocation, its events as entries) until finish()
-        self._entries: dict[str, tuple[Invocation, list[_Entry]]] = {}
+        self._pending: dict[str, _Pending] = {}  # invocationId → its layout so far
+        self._stamps: dict[str, str] = {}
         self._position = 0
 
     def add(self, event: Any, path: str = "<events>", line: int = 0) -> None:
@@ -207,16 +235,85 @@ class ModelBuilder:
             or (kind in _CHECKED and not _well_formed(kind, body, span_id))
         ):
             self._reject(event, path, line)
+        self._take(invocation_id, trace_id, sequence, kind, timestamp, span_id,
+                   body if kind in _BODY_NEEDED else None, event if self.keep_events else None, path, line)
 
-        entry = self._entries.get(invocation_id)
-        if entry is None:
+    def add_lean(self, batches: Iterable[tuple[str, list[tuple[Any, int]]]]) -> None:
+        """Take batches from events.read_lean_events (the builder keeps no events): lean events
+        straight from their typed fields, the rest (and kinds whose body the model keeps) parsed
+        whole, as `add` takes them."""
+        if self.keep_events:
+            raise ValueError("lean events carry only what the model reads: keep_events must be False")
+        if self.lenient:
+            for path, batch in batches:
+                for value, line in batch:
+                    if type(value) is tuple:
+                        self._take_lean_leniently(value, path, line)
+                    else:
+                        self.add(value, path, line)
+            return
+        # The hot loop (a million events): one call per event besides the layout's own.
+        add, take, take_whole = self._add, self._take, self._take_whole
+        for path, batch in batches:
+            for value, line in batch:
+                if type(value) is not tuple:
+                    add(value, path, line)
+                    continue
+                event = value[0]
+                body = event.event
+                kind = body.type
+                context = event.spanContext
+                lean_body = None
+                if kind in _BODY_NEEDED:
+                    lean_body = _lean_body(kind, body, context.spanId)
+                    if lean_body is None:
+                        take_whole(value, path, line)
+                        continue
+                take(event.invocationId, context.traceId, event.sequence, kind, event.timestamp,
+                     context.spanId, lean_body, None, path, line)
+
+    def _take_lean(self, item: LeanItem, path: str, line: int) -> None:
+        event = item[0]
+        context = event.spanContext
+        kind = event.event.type
+        lean_body = None
+        if kind in _BODY_NEEDED:
+            lean_body = _lean_body(kind, event.event, context.spanId)
+            if lean_body is None:
+                self._take_whole(item, path, line)
+                return
+        self._take(event.invocationId, context.traceId, event.sequence, kind, event.timestamp,
+                   context.spanId, lean_body, None, path, line)
+
+    def _take_whole(self, item: LeanItem, path: str, line: int) -> None:
+        """The event parsed whole, as `add` takes it: for bodies the model keeps (onset,
+        outcome) or reads more of (streamDiagnostic), and for malformed events."""
+        self._add(loads_line(item[1], path, line), path, line)
+
+    def _take_lean_leniently(self, item: LeanItem, path: str, line: int) -> None:
+        try:
+            self._take_lean(item, path, line)
+        except InputError as error:
+            self.stats.skip(error)
+
+    def _take(
+        self, invocation_id: str, trace_id: str, sequence: int, kind: str, timestamp: str | None,
+        span_id: str | None, body: dict[str, Any] | None, event: dict[str, Any] | None, path: str,
+        line: int,
+    ) -> None:
+        """Place one well-formed event in its invocation (or queue it)."""
+        if timestamp is not None:
+            # A million events carry a few tens of thousands of distinct stamps: keep one copy.
+            timestamp = self._stamps.setdefault(timestamp, timestamp)
+        pending = self._pending.get(invocation_id)
+        if pending is None:
             invocation = Invocation(invocation_id, trace_id, self._position)
-            entry = self._entries[invocation_id] = (invocation, [])
+            pending = self._pending[invocation_id] = _Pending(invocation)
             trace = self._traces.get(trace_id)
             if trace is None:
                 trace = self._traces[trace_id] = Trace(trace_id)
             trace.invocations[invocation_id] = invocation
-        invocation = entry[0]
+        invocation = pending.invocation
         if invocation.trace_id != trace_id:
             raise InputError(
                 path, line,
@@ -226,14 +323,20 @@ class ModelBuilder:
         if kind == "onset":
             invocation.onset_position = position
         invocation.last_position = position
+        self._position = position + 1
+        expected = pending.expected
+        if sequence < expected:
+            # Every sequence below the next expected one is laid out: this is a redelivery.
+            self._duplicate(invocation, sequence)
+            return
         # Without keep_events only what the layout reads is held, and the parsed event (with
         # its log messages) can be freed now: memory stays near the size of the structure.
-        entry[1].append((
-            sequence, position, kind, timestamp, span_id,
-            body if kind in _BODY_NEEDED else None,
-            event if self.keep_events else None,
-        ))
-        self._position = position + 1
+        entry = (sequence, position, kind, timestamp, span_id, body, event)
+        if sequence == expected and not pending.queue:
+            pending.expected = expected + 1
+            self._place(pending, entry)
+        else:
+            pending.queue.append(entry)
 
     @staticmethod
     def _reject(event: Any, path: str, line: int) -> NoReturn:
@@ -267,91 +370,104 @@ class ModelBuilder:
         raise InputError(path, line, "malformed TailEvent")  # unreachable in practice
 
     def finish(self) -> list[Trace]:
-        """Lay out every invocation's events into spans; traces in order of first appearance."""
+        """Lay out what waits (events out of order); traces in order of first appearance."""
         self.stats.events = self._position
-        entries, self._entries = self._entries, {}
-        while entries:
-            # Popped as laid out: the queued events of an invocation are freed as soon as its
-            # spans exist, so peak memory is not the queue and the model added together.
-            _, (invocation, pending) = entries.popitem()
-            pending.sort(key=_by_sequence)
-            self._lay_out(invocation, pending)
+        pending_all, self._pending = self._pending, {}
+        for pending in pending_all.values():
+            invocation = pending.invocation
+            if pending.queue:
+                pending.queue.sort(key=_by_sequence)
+                last = pending.expected - 1  # the queue holds no sequence below the expected one
+                for entry in pending.queue:
+                    if entry[0] == last:
+                        self._duplicate(invocation, last)
+                        continue
+                    last = entry[0]
+                    self._place(pending, entry)
+                pending.queue = []
+            if invocation.duplicates:
+                invocation.duplicates.sort()  # in sequence order, however they arrived
+            if pending.unattached:
+                self._attach_late_parents(invocation.spans)
         return list(self._traces.values())
 
-    def _lay_out(self, invocation: Invocation, pending: list[_Entry]) -> None:
-        keep = self.keep_events
+    def _duplicate(self, invocation: Invocation, sequence: int) -> None:
+        """Same invocation and sequence twice: a redelivery. Counted, not applied again."""
+        invocation.duplicates.append(sequence)
+        self.stats.duplicates += 1
+
+    def _place(self, pending: _Pending, entry: _Entry) -> None:
+        """Lay out one event, the next in its invocation's sequence order."""
+        sequence, position, kind, timestamp, aimed, body, event = entry
+        invocation = pending.invocation
         spans = invocation.spans
-        stamps = invocation.stamps
-        last = -1
-        for sequence, position, kind, timestamp, aimed, body, event in pending:
-            if sequence == last:
-                # Same invocation and sequence twice: a redelivery. Counted, not applied again.
-                invocation.duplicates.append(sequence)
-                self.stats.duplicates += 1
-                continue
-            last = sequence
-            informative = timestamp if timestamp != EPOCH else None
-            stamps.append((sequence, informative, position))
-            if keep:
-                invocation.events.append(event)
-            if kind == "onset":
-                if invocation.onset is not None:
-                    self._stray(invocation, event)  # a second onset: kept, not applied
-                    continue
-                invocation.onset = body
-                invocation.onset_time = informative
-                invocation.trigger_span_id = aimed
-                top_id = body["spanId"]
-                invocation.top_span_id = top_id
-                spans[top_id] = Span(
-                    top_id, invocation.trigger_type, None, sequence, informative,
-                    open_event=event, open_position=position,
-                )
-            elif kind == "spanOpen":
-                span_id = body["spanId"]
-                if span_id in spans:
-                    self._stray(invocation, event)  # reuse of an id inside one invocation: kept
-                    continue
-                name = body.get("name")
-                span = spans[span_id] = Span(
-                    span_id, name if isinstance(name, str) else "", aimed, sequence, informative,
-                    open_event=event, open_position=position,
-                )
-                parent = spans.get(aimed)
-                if parent is not None:
-                    parent.children.append(span)
+        informative = timestamp if timestamp != EPOCH else None
+        invocation.stamps.append((sequence, informative, position))
+        if event is not None:
+            invocation.events.append(event)
+        if kind == "onset":
+            if invocation.onset is not None:
+                self._stray(invocation, event)  # a second onset: kept, not applied
+                return
+            invocation.onset = body
+            invocation.onset_time = informative
+            invocation.trigger_span_id = aimed
+            top_id = body["spanId"]
+            invocation.top_span_id = top_id
+            spans[top_id] = Span(
+                top_id, invocation.trigger_type, None, sequence, informative,
+                open_event=event, open_position=position,
+            )
+        elif kind == "spanOpen":
+            span_id = body["spanId"]
+            if span_id in spans:
+                self._stray(invocation, event)  # reuse of an id inside one invocation: kept
+                return
+            name = body.get("name")
+            span = spans[span_id] = Span(
+                span_id, name if isinstance(name, str) else "", aimed, sequence, informative,
+                open_event=event, open_position=position,
+            )
+            parent = spans.get(aimed)
+            if parent is not None:
+                parent.children.append(span)
             else:
-                span = spans.get(aimed) if aimed else None
-                if span is None and kind in _AT_TOP:
-                    span = invocation.top  # these are aimed at the top-level span anyway
-                if kind == "outcome":
-                    invocation.outcome = body
-                elif kind == "streamDiagnostic":
-                    count = (body.get("diagnostic") or {}).get("count")
-                    invocation.dropped += count if isinstance(count, int) else 1
-                if span is None:
+                pending.unattached = True
+        else:
+            span = spans.get(aimed) if aimed else None
+            if span is None and kind in _AT_TOP:
+                span = invocation.top  # these are aimed at the top-level span anyway
+            if kind == "outcome":
+                invocation.outcome = body
+            elif kind == "streamDiagnostic":
+                count = (body.get("diagnostic") or {}).get("count")
+                invocation.dropped += count if isinstance(count, int) else 1
+            if span is None:
+                self._stray(invocation, event)
+                return
+            if kind == "spanClose":
+                if span.close_sequence is not None:
                     self._stray(invocation, event)
-                    continue
-                if kind == "spanClose":
-                    if span.close_sequence is not None:
-                        self._stray(invocation, event)
-                        continue
-                    span.close_sequence = sequence
-                    span.close_time = informative
-                    span.close_event = event
-                    span.close_position = position
-                    outcome = body.get("outcome")
-                    span.outcome = outcome if isinstance(outcome, str) else None
-                    continue
-                if kind == "attributes":
-                    for item in body["info"]:
-                        if isinstance(item, dict) and isinstance(item.get("name"), str):
-                            span.attributes[item["name"]] = item.get("value")
-                if keep:
-                    span.events.append(event)
-        # A spanOpen may name a parent opened later in sequence (never in workerd, but cheap
-        # to honour): attach such spans now that every span is known, unless that would make
-        # a span its own ancestor (malformed parents naming each other).
+                    return
+                span.close_sequence = sequence
+                span.close_time = informative
+                span.close_event = event
+                span.close_position = position
+                outcome = body.get("outcome")
+                span.outcome = outcome if isinstance(outcome, str) else None
+                return
+            if kind == "attributes":
+                for item in body["info"]:
+                    if isinstance(item, dict) and isinstance(item.get("name"), str):
+                        span.attributes[item["name"]] = item.get("value")
+            if event is not None:
+                span.events.append(event)
+
+    @staticmethod
+    def _attach_late_parents(spans: dict[str, Span]) -> None:
+        """A spanOpen may name a parent opened later in sequence (never in workerd, but cheap
+        to honour): attach such spans now that every span is known, unless that would make
+        a span its own ancestor (malformed parents naming each other)."""
         attached = {id(child) for span in spans.values() for child in span.children}
         for span in spans.values():
             if span.parent_span_id is None or id(span) in attached:

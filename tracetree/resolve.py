@@ -90,18 +90,16 @@ class _Timing:
 
     @classmethod
     def of(cls, invocation: Invocation) -> _Timing:
-        sequences: list[int] = []
+        stamps = invocation.stamps
         floor: list[float | None] = []
-        positions: list[int] = []
         best: float | None = None
-        for sequence, stamp, position in invocation.stamps:
-            positions.append(position)
-            value = millis(stamp)
-            if value is not None and (best is None or value > best):
-                best = value
-            sequences.append(sequence)
+        for _, stamp, _ in stamps:
+            if stamp is not None:
+                value = millis(stamp)
+                if value is not None and (best is None or value > best):
+                    best = value
             floor.append(best)
-        return cls(sequences, floor, positions)
+        return cls([sequence for sequence, _, _ in stamps], floor, [position for _, _, position in stamps])
 
     def opened_no_earlier_than(self, span: Span) -> float | None:
         """A lower bound on when the span opened: the latest stamp of anything before it."""
@@ -194,8 +192,19 @@ def trace_evidence(trace: Trace) -> tuple[TraceEvidence, dict[str, int]]:
         order = "none"
     span_ids = [sid for inv in invocations for sid, span in inv.spans.items() if not span.top_level]
     sequential = bool(span_ids) and all(looks_sequential(sid) for sid in span_ids)
-    stamps = {stamp for inv in invocations for _, stamp, _ in inv.stamps if stamp is not None}
-    return TraceEvidence(order, arrival, sequential, len(stamps) > 1), ranks
+    return TraceEvidence(order, arrival, sequential, _two_stamps(invocations)), ranks
+
+
+def _two_stamps(invocations: list[Invocation]) -> bool:
+    """Whether the invocations hold at least two distinct informative timestamps."""
+    first = None
+    for invocation in invocations:
+        for _, stamp, _ in invocation.stamps:
+            if stamp is not None and stamp != first:
+                if first is not None:
+                    return True
+                first = stamp
+    return False
 
 
 DEFAULT_OPTIONS = ResolveOptions()
@@ -294,7 +303,10 @@ class _Resolver:
 
     # -- pass 1: candidates and their evidence ---------------------------------------------
     def run(self) -> dict[str, Link]:
-        owners = _owners(self.trace)
+        # Each span id's owners in creation order, sorted once per trace rather than per callee
+        # (the sort is stable, so dropping the callee afterwards gives the same order).
+        owners = {span_id: sorted(found, key=self._creation_key) if len(found) > 1 else found
+                  for span_id, found in _owners(self.trace).items()}
         for invocation in self.trace.invocations.values():
             trigger = invocation.trigger_span_id
             key = invocation.invocation_id
@@ -305,8 +317,7 @@ class _Resolver:
                     "the onset is missing from the input",
                 )
                 continue
-            found = sorted((inv for inv in owners.get(trigger, []) if inv is not invocation),
-                           key=self._creation_key)
+            found = [inv for inv in owners.get(trigger, ()) if inv is not invocation]
             if not found:
                 self.links[key] = Link(
                     key, self.trace.trace_id, None, None, Resolution.ORPHAN,
