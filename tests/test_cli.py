@@ -237,6 +237,13 @@ def test_output_option_writes_the_file(in_tmp: Path) -> None:
     assert (in_tmp / "tree.json").read_bytes() == expected
 
 
+@pytest.mark.parametrize("fmt", ["json", "links", "tree", "html"])
+def test_an_output_in_a_missing_folder_is_one_line_before_any_work(in_tmp: Path, fmt: str) -> None:
+    """`-o` into a folder that does not exist: exit 2, one line naming the file, no traceback."""
+    result = build_cli(FIXTURE, "--format", fmt, "-o", "no/such/folder/out")
+    assert_input_error(result, "no/such/folder/out:", "cannot write: no folder")
+
+
 def test_output_option_writes_a_plain_tree(in_tmp: Path) -> None:
     """`--format tree -o FILE` writes the tree as plain text, without terminal escapes."""
     result = build_cli(FIXTURE, "--format", "tree", "--output", "tree.txt", env={"FORCE_COLOR": "1"})

@@ -407,6 +407,13 @@ def test_malformed_stdin_names_stdin(naive_and_default: tuple[str, str]) -> None
     assert_input_error(diff_cli("default.json", "-", input=b'{"a": 1}\n{nope\n'), "-:2:", "malformed JSON")
 
 
+def test_a_report_into_a_missing_folder_is_one_line(naive_and_default: tuple[str, str]) -> None:
+    """`-o` into a folder that does not exist: exit 2 before comparing, one line, no traceback."""
+    naive, default = naive_and_default
+    assert_input_error(diff_cli(naive, default, "-o", "no/such/report.txt"), "no/such/report.txt:",
+                       "cannot write: no folder")
+
+
 def test_both_sides_on_stdin_is_a_usage_error() -> None:
     """Only one side can come from stdin."""
     result = diff_cli("-", "-")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import gc
 import gzip
+import os
 import sys
 import tempfile
 import zlib
@@ -98,8 +99,24 @@ def _write_output(output: str, data: Iterator[bytes] | bytes) -> None:
         _write(sys.stdout.buffer, data)
         sys.stdout.buffer.flush()
     else:
-        with open(output, "wb") as handle:
+        with _open_output(output, "wb") as handle:
             _write(handle, data)
+
+
+def _open_output(output: str, mode: str) -> IO[Any]:
+    """The output file, opened; InputError (one line, exit 2) when it cannot be."""
+    try:
+        return open(output, mode, **({} if "b" in mode else {"encoding": "utf-8"}))
+    except OSError as exc:
+        raise InputError(output, None, f"cannot write: {exc.strerror or exc}") from None
+
+
+def check_output(output: str) -> None:
+    """Fail before any work when the output's folder does not exist: not after a long build."""
+    if output != "-":
+        folder = os.path.dirname(os.path.abspath(output))
+        if not os.path.isdir(folder):
+            raise InputError(output, None, f"cannot write: no folder {folder}")
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -181,6 +198,7 @@ def build(
     if keys_file and fmt != "shape":
         raise click.UsageError("--keys names invocations in a shape: use it with --format shape.")
     try:
+        check_output(output)
         table = load_dispatch_table(dispatch_table) if dispatch_table else DEFAULT_TABLE
         rules = None
         if keys_file:
@@ -233,7 +251,7 @@ def _emit(
         if output == "-":
             Console(highlight=False).print(render_tree(forest))
         else:
-            with open(output, "w", encoding="utf-8") as handle:
+            with _open_output(output, "w") as handle:
                 Console(file=handle, highlight=False, color_system=None, width=160).print(
                     render_tree(forest))
         return
@@ -257,7 +275,7 @@ def _emit(
             write_document(forest, sys.stdout.buffer, normalization=normalization)
             sys.stdout.buffer.flush()
         else:
-            with open(output, "wb") as handle:
+            with _open_output(output, "wb") as handle:
                 write_document(forest, handle, normalization=normalization)
         return
     _write_output(output, data)
@@ -364,6 +382,7 @@ def diff_command(
         from .shapes import load_key_rules
 
         rules = load_key_rules(keys) if keys else None
+        check_output(output)
         left = _load_tree(expected, quiet, from_log, shape_name)
         right = _load_tree(actual, quiet, from_log, shape_name)
         if keys and left.has_spans and right.has_spans:
@@ -412,7 +431,7 @@ def _emit_diff(
             # Wrapped on a terminal; unbroken lines for a pipe or a CI log, where grep finds them.
             console.print(report, soft_wrap=not console.is_terminal)
         else:
-            with open(output, "w", encoding="utf-8") as handle:
+            with _open_output(output, "w") as handle:
                 Console(file=handle, highlight=False, color_system=None).print(report, soft_wrap=True)
         return
     if fmt == "json":
