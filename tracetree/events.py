@@ -111,14 +111,19 @@ def _parse_batch(
     values = []
     # A bad line, or a line holding two values separated by a comma: parse one by one.
     for n, raw in numbered:
-        try:
-            values.append((orjson.loads(raw), n))
-        except orjson.JSONDecodeError as exc:
-            error = InputError(path, n, _describe_json_error(exc), column=exc.colno)
-            if not lenient:
-                raise error from None
-            stats.skip(error)
+        _take_line(values, raw, path, n, stats, lenient)
     return values
+
+
+def _take_line(values: list[tuple[Any, int]], raw: bytes, path: str, line: int, stats: ReadStats,
+               lenient: bool) -> None:
+    """Append one line's JSON value; malformed JSON raises, or is counted when `lenient`."""
+    try:
+        values.append((loads_line(raw, path, line), line))
+    except InputError as error:
+        if not lenient:
+            raise
+        stats.skip(error)
 
 
 def _parse_log_batch(
@@ -316,14 +321,8 @@ def _parse_batch_lean(
             event = _decode_lean(raw, _LEAN_ONE)
             if event is not None:
                 values.append(((event, raw), n))
-                continue
-            try:
-                values.append((orjson.loads(raw), n))
-            except orjson.JSONDecodeError as exc:
-                error = InputError(path, n, _describe_json_error(exc), column=exc.colno)
-                if not lenient:
-                    raise error from None
-                stats.skip(error)
+            else:
+                _take_line(values, raw, path, n, stats, lenient)
     return values
 
 

@@ -34,7 +34,7 @@ from ..resolve import TraceEvidence
 from .diff import count_line, describe
 from .text import clip, safe_text
 from .tree import describe as describe_invocation
-from .tree import event_line, invocation_duration
+from .tree import event_line, invocation_duration, invocation_outcome, invocation_status
 
 # Strings longer than this are cut in the embedded data (a 20 KB log line stays readable in the
 # panel, and a stream full of them still makes a report a browser opens quickly).
@@ -323,8 +323,8 @@ class _BuildData:
             "k": "i",
             "id": safe_text(invocation.invocation_id),
             "label": describe_invocation(invocation).plain,
-            "outcome": _outcome(invocation),
-            "status": _status(invocation),
+            "outcome": _clipped(invocation_outcome(invocation), 60),
+            "status": invocation_status(invocation),
             "duration": invocation_duration(invocation, axis.timed),
             "x": axis.lane(invocation),
             "defects": defects,
@@ -436,20 +436,8 @@ def _drop_defaults(node: dict[str, Any]) -> None:
         _drop_defaults(event)
 
 
-def _outcome(invocation: Invocation) -> str | None:
-    value = (invocation.outcome or {}).get("outcome")
-    return None if invocation.outcome is None else clip(value if isinstance(value, str) else repr(value), 60)
-
-
-def _status(invocation: Invocation) -> str | None:
-    """The HTTP status a fetch invocation returned (its `return` event), as text."""
-    top = invocation.top
-    for event in top.events if top else ():
-        body = event.get("event") or {}
-        info = body.get("info")
-        if body.get("type") == "return" and isinstance(info, dict) and "statusCode" in info:
-            return clip(str(info["statusCode"]), 10)
-    return None
+def _clipped(text: str | None, width: int) -> str | None:
+    return None if text is None else clip(text, width)
 
 
 def _span_duration(span: Span) -> str | None:

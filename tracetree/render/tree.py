@@ -136,7 +136,7 @@ def invocation_duration(invocation: Invocation, clock: bool) -> str | None:
     return None
 
 
-def _status(invocation: Invocation) -> str | None:
+def invocation_status(invocation: Invocation) -> str | None:
     """The HTTP status a fetch invocation returned, when its `return` event was kept."""
     top = invocation.top
     for event in top.events if top else ():
@@ -147,7 +147,7 @@ def _status(invocation: Invocation) -> str | None:
     return None
 
 
-def _outcome(invocation: Invocation) -> str | None:
+def invocation_outcome(invocation: Invocation) -> str | None:
     if invocation.outcome is None:
         return None
     value = invocation.outcome.get("outcome")
@@ -157,8 +157,8 @@ def _outcome(invocation: Invocation) -> str | None:
 def invocation_label(node: InvocationNode, clock: bool) -> Text:
     """Description, outcome, status, duration, link label, stream defects and short id."""
     invocation = node.invocation
-    line = describe(invocation).add("  ").extend(outcome_line(_outcome(invocation)))
-    status = _status(invocation)
+    line = describe(invocation).add("  ").extend(outcome_line(invocation_outcome(invocation)))
+    status = invocation_status(invocation)
     if status is not None:
         line.add(" ").add(status, "dim")
     duration = invocation_duration(invocation, clock)
