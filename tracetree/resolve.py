@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import bisect
 import itertools
+from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -608,7 +609,8 @@ class _Resolver:
                 slots.setdefault(slot, len(slots))
         weights = {(row, slots[slot]): weight
                    for row, key in enumerate(keys) for slot, _, weight in options[key]}
-        total, assigned = _best_assignment(len(keys), len(slots), weights)
+        problem = _Assignment(len(keys), len(slots), weights)
+        total, assigned = problem.solve()
         for row, key in enumerate(keys):
             child = self.children[key]
             column = assigned.get(row)
@@ -629,7 +631,7 @@ class _Resolver:
                           "one candidate left once other callees took their dispatch spans")
                 self._settle(child, chosen, resolution, reason)
                 continue
-            margin = self._margin(row, column, weights, total, len(keys), len(slots))
+            margin = self._margin(problem, row, column, total)
             if margin >= self.options.margin - 10 * _TIE and self._fits(child, chosen):
                 self._settle(child, chosen, Resolution.HEURISTIC,
                              f"best overall fit, ahead of the next arrangement by {margin:.1f}")
@@ -638,24 +640,17 @@ class _Resolver:
                              f"best overall fit, but only by {margin:.1f}: evidence does not "
                              "separate the candidates")
 
-    def _margin(
-        self, row: int, column: int, weights: dict[tuple[int, int], float], total: float,
-        rows: int, columns: int,
-    ) -> float:
+    def _margin(self, problem: _Assignment, row: int, column: int, total: float) -> float:
         """How much the best arrangement loses if this row may not take this column.
 
         When no other row could take the column, vacating it helps nobody, so the loss is at
         least the row's lead over its own next choice: if that lead already clears the margin
         no second solve is needed (the common case, and the costly part)."""
-        contested = any(c == column and r != row for r, c in weights)
-        if not contested:
-            lead = weights[(row, column)] - max(
-                (w for (r, c), w in weights.items() if r == row and c != column), default=0.0)
+        if not problem.contested(column):
+            lead = problem.lead(row, column)
             if lead >= self.options.margin:
                 return lead
-        without = dict(weights)
-        del without[(row, column)]
-        return total - _best_assignment(rows, columns, without)[0]
+        return total - problem.solve(forbid=(row, column))[0]
 
     def _order_consistent(self) -> bool:
         """Whether the callees that hard constraints alone pin to one span keep dispatch order:
@@ -737,6 +732,7 @@ def _groups(
 ) -> Iterator[list[str]]:
     """Children connected through dispatch spans they could both take (connected components)."""
     seen: set[str] = set()
+    visited: set[tuple[str, ...]] = set()  # each slot's sharers are walked once, not once per sharer
     for start in options:
         if start in seen:
             continue
@@ -745,6 +741,9 @@ def _groups(
         while frontier:
             key = frontier.pop()
             for slot, _, _ in options[key]:
+                if slot in visited:
+                    continue
+                visited.add(slot)
                 for other in sharing.get(slot, ()):
                     if other not in seen:
                         seen.add(other)
@@ -753,37 +752,76 @@ def _groups(
         yield group
 
 
-def _best_assignment(
-    rows: int, columns: int, weights: dict[tuple[int, int], float]
-) -> tuple[float, dict[int, int]]:
-    """Maximum-weight matching of rows to columns over the given edges; rows may stay unmatched.
+class _Assignment:
+    """A maximum-weight matching of rows (callees) to columns (dispatch spans) over the given
+    edges, rows free to stay unmatched; solved again with one edge forbidden for each margin.
 
     scipy's linear_sum_assignment (compiled) instead of networkx's pure-Python matching: the
-    margins need one solve per link, and this is the resolver's hot path.
+    margins need one solve per link, and this is the resolver's hot path. The weight matrix is
+    built once per group, and a margin's solve forbids its edge in place: in a trace of
+    thousands of colliding callees, rebuilding it per solve was most of the time.
     """
-    if rows == 0:
-        return 0.0, {}
-    if rows == 1:
-        # One callee alone (the common case): its best edge, if any beats staying unmatched.
-        best = max(weights.items(), key=lambda item: item[1], default=None)
-        if best is None or best[1] <= 0:
-            return 0.0, {}
-        return best[1], {0: best[0][1]}
-    import numpy as np  # imported here: most inputs never need more than one row
-    from scipy.optimize import linear_sum_assignment
 
-    # One private "unmatched" column per row, worth 0; missing edges are forbidden.
-    matrix = np.full((rows, columns + rows), _FORBIDDEN)
-    for (row, column), weight in weights.items():
-        matrix[row, column] = weight
-    matrix[np.arange(rows), columns + np.arange(rows)] = 0.0
-    row_index, column_index = linear_sum_assignment(matrix, maximize=True)
-    assigned = {
-        int(row): int(column) for row, column in zip(row_index, column_index, strict=True)
-        if column < columns and matrix[row, column] > _FORBIDDEN
-    }
-    total = float(sum(matrix[row, column] for row, column in assigned.items()))
-    return total, assigned
+    def __init__(self, rows: int, columns: int, weights: dict[tuple[int, int], float]) -> None:
+        self.rows, self.columns, self.weights = rows, columns, weights
+        self._by_row: dict[int, list[float]] = {}
+        self._rows_per_column: Counter[int] = Counter()
+        for (row, column), weight in weights.items():
+            self._by_row.setdefault(row, []).append(weight)
+            self._rows_per_column[column] += 1
+        self._matrix: Any = None
+
+    def contested(self, column: int) -> bool:
+        """Whether more than one row could take the column."""
+        return self._rows_per_column[column] > 1
+
+    def lead(self, row: int, column: int) -> float:
+        """The row's weight on the column over its next best choice (or staying unmatched)."""
+        mine = self.weights[(row, column)]
+        others = list(self._by_row[row])
+        others.remove(mine)
+        return mine - max(others, default=0.0)
+
+    def solve(self, forbid: tuple[int, int] | None = None) -> tuple[float, dict[int, int]]:
+        """The best total weight and row → column, without the `forbid` edge if given."""
+        if self.rows == 0:
+            return 0.0, {}
+        if self.rows == 1:
+            # One callee alone (the common case): its best edge, if any beats staying unmatched.
+            best = max(((key, weight) for key, weight in self.weights.items() if key != forbid),
+                       key=lambda item: item[1], default=None)
+            if best is None or best[1] <= 0:
+                return 0.0, {}
+            return best[1], {0: best[0][1]}
+        from scipy.optimize import linear_sum_assignment
+
+        matrix = self._weight_matrix()
+        if forbid is not None:
+            saved, matrix[forbid] = matrix[forbid], _FORBIDDEN
+        try:
+            row_index, column_index = linear_sum_assignment(matrix, maximize=True)
+        finally:
+            if forbid is not None:
+                matrix[forbid] = saved
+        assigned = {
+            int(row): int(column) for row, column in zip(row_index, column_index, strict=True)
+            if column < self.columns and matrix[row, column] > _FORBIDDEN and (row, column) != forbid
+        }
+        total = float(sum(matrix[row, column] for row, column in assigned.items()))
+        return total, assigned
+
+    def _weight_matrix(self) -> Any:
+        if self._matrix is None:
+            import numpy as np  # imported here: most inputs never need more than one row
+
+            # One private "unmatched" column per row, worth 0; missing edges are forbidden.
+            matrix = np.full((self.rows, self.columns + self.rows), _FORBIDDEN)
+            if self.weights:
+                keys = np.array(list(self.weights), dtype=np.intp)
+                matrix[keys[:, 0], keys[:, 1]] = np.fromiter(self.weights.values(), float, len(self.weights))
+            matrix[np.arange(self.rows), self.columns + np.arange(self.rows)] = 0.0
+            self._matrix = matrix
+        return self._matrix
 
 
 def _attribute_evidence(ties: tuple[tuple[str, object, str], ...], span: Span) -> Iterable[Evidence]:
