@@ -217,10 +217,7 @@ def build(
                 from_log=from_log or None,
             )
         _emit(forest, fmt, output, normalization, rules, title=" ".join(_shown(name) for name in inputs))
-    except InputError as error:
-        _error(str(error))
-        sys.exit(EXIT_INPUT)
-    except TracetreeError as error:
+    except TracetreeError as error:  # InputError among them
         _error(str(error))
         sys.exit(EXIT_INPUT)
     except BrokenPipeError:
