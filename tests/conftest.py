@@ -10,6 +10,7 @@ from typing import Any
 
 import orjson
 import pytest
+from click.testing import CliRunner
 
 # Hypothesis imports libcst to report a failing example; that import raises a DeprecationWarning
 # (mypy_extensions.TypedDict), which `filterwarnings = error` turns into an INTERNALERROR hiding the
@@ -73,6 +74,14 @@ def corpus() -> Path:
     if not CORPUS.is_dir():
         pytest.skip(CORPUS_MISSING)
     return CORPUS
+
+
+def runner() -> CliRunner:
+    """A runner that keeps stderr apart from stdout (click 8.1 needs asking; 8.2+ always does)."""
+    try:
+        return CliRunner(mix_stderr=False)  # type: ignore[call-arg]
+    except TypeError:
+        return CliRunner()
 
 
 def assert_input_error(result: Any, where: str, *fragments: str) -> str:

@@ -13,8 +13,8 @@ from typing import Any
 
 import orjson
 import pytest
-from click.testing import CliRunner, Result
-from conftest import assert_input_error, ev, write_jsonl
+from click.testing import Result
+from conftest import assert_input_error, ev, runner, write_jsonl
 
 import tracetree
 from tracetree import check as check_module
@@ -32,14 +32,6 @@ WIDE = {"COLUMNS": "250"}
 def not_in_ci(monkeypatch: pytest.MonkeyPatch) -> None:
     """CI runs this suite with CI set; each test says for itself whether it is in CI."""
     monkeypatch.delenv("CI", raising=False)
-
-
-def runner() -> CliRunner:
-    """A runner that keeps stderr apart from stdout (click 8.1 needs asking; 8.2+ always does)."""
-    try:
-        return CliRunner(mix_stderr=False)  # type: ignore[call-arg]
-    except TypeError:
-        return CliRunner()
 
 
 def cli(*args: Any, input: bytes | str | None = None, env: dict[str, str] | None = None) -> Result:

@@ -16,7 +16,7 @@ from typing import Any
 import orjson
 import pytest
 from click.testing import CliRunner, Result
-from conftest import assert_input_error, ev, write_jsonl
+from conftest import assert_input_error, ev, runner, write_jsonl
 
 import tracetree
 from tracetree.cli import main
@@ -30,14 +30,6 @@ TOP = "f00df00df00df00d"
 WIDE = {"COLUMNS": "250"}
 # Rich's own styling (SGR sequences) on a forced terminal: the only escapes allowed to reach it.
 SGR = re.compile("\x1b\\[[0-9;]*m")
-
-
-def runner() -> CliRunner:
-    """A runner that keeps stderr apart from stdout (click 8.1 needs asking; 8.2+ always does)."""
-    try:
-        return CliRunner(mix_stderr=False)  # type: ignore[call-arg]
-    except TypeError:
-        return CliRunner()
 
 
 def build_cli(*args: Any, input: bytes | None = None, env: dict[str, str] | None = None,

@@ -9,8 +9,8 @@ from typing import Any
 
 import orjson
 import pytest
-from click.testing import CliRunner, Result
-from conftest import assert_input_error, ev, write_jsonl
+from click.testing import Result
+from conftest import assert_input_error, ev, runner, write_jsonl
 
 from tracetree.cli import main
 from tracetree.diff import Change, ChangeKind, Level
@@ -30,14 +30,6 @@ MOVED_TEST_DISPOSE = (
     "moved: jsrpc testDispose (MyService) — was under custom (disposal) › jsRpcCall#4 › "
     "jsrpc leak (MyService) › jsRpcCall#2, now under custom (disposal) › jsRpcCall#1"
 )
-
-
-def runner() -> CliRunner:
-    """A runner that keeps stderr apart from stdout (click 8.1 needs asking; 8.2+ always does)."""
-    try:
-        return CliRunner(mix_stderr=False)  # type: ignore[call-arg]
-    except TypeError:
-        return CliRunner()
 
 
 def cli(command: str, *args: Any, input: bytes | None = None, env: dict[str, str] | None = None,

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 import pytest
-from click.testing import CliRunner
+from conftest import runner
 
 from tracetree.cli import main
 
@@ -18,14 +18,6 @@ FENCE = re.compile(r"^```([\w-]*)[^\n]*\n(.*?)^```", re.MULTILINE | re.DOTALL)
 # Shell words that end one command and start the next.
 SEPARATORS = frozenset({"|", "||", "&&", ";", "&"})
 REDIRECTS = frozenset({">", ">>", "<", "2>", "&>"})
-
-
-def runner() -> CliRunner:
-    """A runner that keeps stderr apart from stdout (click 8.1 needs asking; 8.2+ always does)."""
-    try:
-        return CliRunner(mix_stderr=False)  # type: ignore[call-arg]
-    except TypeError:
-        return CliRunner()
 
 
 def fenced_blocks(text: str) -> list[tuple[str, str]]:

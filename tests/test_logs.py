@@ -7,21 +7,13 @@ from pathlib import Path
 
 import orjson
 import pytest
-from click.testing import CliRunner
-from conftest import assert_input_error, ev, needs_corpus
+from conftest import assert_input_error, ev, needs_corpus, runner
 
 from tracetree.build import build_file
 from tracetree.cli import main
 from tracetree.markers import find_marker, looks_like_log
 
 FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "tail-worker-test.events.jsonl"
-
-
-def runner() -> CliRunner:
-    try:
-        return CliRunner(mix_stderr=False)  # type: ignore[call-arg]
-    except TypeError:
-        return CliRunner()
 
 
 def marked(event: dict) -> bytes:

@@ -17,7 +17,7 @@ from typing import Any
 
 import orjson
 import pytest
-from click.testing import CliRunner
+from conftest import runner
 
 from tracetree.cli import main
 from tracetree.otlp_http import ExportError, RetryPolicy, post
@@ -40,13 +40,6 @@ def _no_proxy_for_the_local_receiver(monkeypatch: pytest.MonkeyPatch) -> None:
     to 127.0.0.1 away (urllib reads no_proxy at each request)."""
     for name in ("no_proxy", "NO_PROXY"):
         monkeypatch.setenv(name, "127.0.0.1,localhost")
-
-
-def runner() -> CliRunner:
-    try:
-        return CliRunner(mix_stderr=False)  # type: ignore[call-arg]
-    except TypeError:
-        return CliRunner()
 
 
 def export(*args: str, input: bytes | None = None) -> Any:

@@ -8,19 +8,12 @@ from pathlib import Path
 
 import orjson
 import pytest
-from click.testing import CliRunner
+from conftest import runner
 
 from tracetree.cli import main
 from tracetree.tailworker import worker_source
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def runner() -> CliRunner:
-    try:
-        return CliRunner(mix_stderr=False)  # type: ignore[call-arg]
-    except TypeError:
-        return CliRunner()
 
 
 def test_tail_worker_writes_the_shipped_module(tmp_path: Path) -> None:
