@@ -352,8 +352,9 @@ def _span_signature(span: SpanNode | None) -> Any:
 # -- matching ------------------------------------------------------------------------------------
 
 
-def match_invocations(expected: Tree, actual: Tree) -> dict[int, InvocationNode]:
-    """Pair the invocations of two trees: id(expected node) → actual node.
+def match_trees(expected: Tree, actual: Tree) -> tuple[dict[int, InvocationNode], dict[int, SpanNode]]:
+    """Pair the invocations of two trees (id(expected node) → actual node), and the spans of
+    every pair (id(expected span) → actual span; none against a shape, which has no spans).
 
     In passes, each followed by pairing what hangs below new pairs (callees of one kind under
     paired spans, by best fit), so that a subtree is matched from its top:
@@ -364,12 +365,6 @@ def match_invocations(expected: Tree, actual: Tree) -> dict[int, InvocationNode]
     4. the rest, kind by kind, by the best total similarity (an assignment), so that one extra
        sibling among look-alikes reads as one addition, not as a cascade of changes.
     """
-    return _Matcher(expected, actual).run()
-
-
-def match_trees(expected: Tree, actual: Tree) -> tuple[dict[int, InvocationNode], dict[int, SpanNode]]:
-    """`match_invocations`, and the spans of every pair of invocations paired: id(expected
-    span) → actual span (empty against a shape, which has no spans)."""
     matcher = _Matcher(expected, actual)
     return matcher.run(), matcher.span_pairs
 
