@@ -437,6 +437,19 @@ def test_strays_duplicates_and_gaps_are_accounted_for():
     assert count_represented(document) == len(events)
 
 
+def test_runs_of_missing_sequences_are_first_and_last(validator: jsonschema.Draft202012Validator):
+    """A run of lost events is [first, last], however far out a corrupt sequence points."""
+    top, inv = "0f1e2d3c4b5a6978", "cc" * 16
+    events = [ev(inv, 0, onset(top)), ev(inv, 2, {"type": "log", "message": ["x"]}, span=top),
+              ev(inv, 5, {"type": "log", "message": ["y"]}, span=top),
+              ev(inv, 2**64 - 1, {"type": "outcome", "outcome": "ok"})]
+    document = to_document(build(events))
+    [root] = document["traces"][0]["roots"]
+    assert root["flags"]["missingSequences"] == [1, [3, 4], [6, 2**64 - 2]]
+    assert root["flags"]["eventsMissing"] == 1 + 2 + (2**64 - 2 - 6 + 1)
+    validator.validate(document)
+
+
 def test_spans_whose_parents_form_a_cycle_are_kept():
     """Malformed spanOpens naming each other as parents still appear (unattached), with all their events."""
     top, one, two = "0f1e2d3c4b5a6978", "1e2d3c4b5a697887", "2d3c4b5a69788796"

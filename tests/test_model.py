@@ -195,8 +195,15 @@ def test_redeliveries_and_gaps_in_any_arrival_order_give_the_same_invocation():
 def test_sequence_gaps_are_reported_as_missing_events():
     """Sequence numbers skipped within an invocation are reported as events missing."""
     invocation = only_invocation([onset(), span_open(2, "0000000000000001", TOP), outcome(5)])
-    assert invocation.missing_sequences == [1, 3, 4]
+    assert invocation.missing_runs == [(1, 1), (3, 4)]
     assert invocation.events_missing == 3
+
+
+def test_a_far_out_sequence_is_one_run_of_missing_events():
+    """A corrupt sequence number leaves one gap, counted exactly, at no cost in memory."""
+    invocation = only_invocation([onset(), outcome(2**63 - 1)])
+    assert invocation.missing_runs == [(1, 2**63 - 2)]
+    assert invocation.events_missing == 2**63 - 2
 
 
 def test_stream_diagnostic_counts_as_missing_events():
@@ -214,14 +221,14 @@ def test_dropped_events_and_the_gaps_they_leave_count_once():
     diagnostic = ev("a", 4, {"type": "streamDiagnostic",
                              "diagnostic": {"diagnosticsType": "droppedEvents", "count": 2}}, span=TOP)
     invocation = only_invocation([onset(), span_open(1, "0000000000000001", TOP), diagnostic])
-    assert (invocation.missing_sequences, invocation.events_missing) == ([2, 3], 2)
+    assert (invocation.missing_runs, invocation.events_missing) == ([(2, 3)], 2)
 
 
 def test_complete_invocation_has_nothing_missing():
     """An invocation with every sequence number from 0 to its outcome reports no events missing."""
     invocation = only_invocation([onset(), span_open(1, "0000000000000001", TOP),
                                   span_close(2, "0000000000000001"), outcome(3)])
-    assert (invocation.missing_sequences, invocation.events_missing) == ([], 0)
+    assert (invocation.missing_runs, invocation.events_missing) == ([], 0)
 
 
 def _drop(event, *keys):

@@ -18,7 +18,7 @@ import orjson
 from .build import Forest
 from .fields import VOLATILE_FIELDS
 from .links import Link
-from .model import Invocation, Span, Trace, millis
+from .model import Invocation, Span, Trace, millis, parsed_events
 from .resolve import trace_evidence
 
 
@@ -248,12 +248,15 @@ def assemble(forest: Forest) -> list[TraceNode]:
     """Every trace as a tree. Traces go by their first root's time, then by what they hold
     (every invocation's content key), so neither ids nor how the input interleaved traces
     changes the order."""
-    trees = [assemble_trace(trace, forest.links, forest.ranks.get(trace.trace_id))
-             for trace in forest.traces]
+    trees = []
+    for trace in forest.traces:
+        with parsed_events(trace):  # sibling order weighs what the events hold
+            trees.append(assemble_trace(trace, forest.links, forest.ranks.get(trace.trace_id)))
+    return sorted(trees, key=trace_order)
 
-    def trace_key(tree: TraceNode) -> tuple:
-        first = tree.roots[0].invocation if tree.roots else None
-        start = _time_key(first, None)[0] if first is not None else float("inf")
-        return (start, tree.signature)
 
-    return sorted(trees, key=trace_key)
+def trace_order(tree: TraceNode) -> tuple[Any, ...]:
+    """Where a trace goes among the others: by its first root's time, then by what it holds."""
+    first = tree.roots[0].invocation if tree.roots else None
+    start = _time_key(first, None)[0] if first is not None else float("inf")
+    return (start, tree.signature)

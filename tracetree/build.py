@@ -171,6 +171,7 @@ def build_file(
     options: ResolveOptions = DEFAULT_OPTIONS,
     lenient: bool = False,
     keep_events: bool = True,
+    raw_events: bool = False,
     keep_candidates: bool = True,
     jobs: int = 1,
     progress: ProgressCallback | None = None,
@@ -181,19 +182,21 @@ def build_file(
     Malformed input raises InputError naming file and line; with `lenient` such lines are
     skipped and counted in `forest.stats.skipped`. A file may be a runtime's log holding the
     tail worker's marker lines: detected, or forced with `from_log` (see `read_events`).
-    `keep_candidates` and `jobs`: as for `resolve_forest`.
+    `keep_candidates` and `jobs`: as for `resolve_forest`. With `raw_events` the events are
+    kept as the bytes of their JSON text, parsed a trace at a time by `model.parsed_events`
+    (the tree document does so): for a large capture, a few times less memory.
     """
     if isinstance(paths, str):
         paths = [paths]
-    builder = ModelBuilder(keep_events=keep_events, lenient=lenient)
+    builder = ModelBuilder(keep_events=keep_events or raw_events, lenient=lenient, raw_events=raw_events)
     with _collector_paused():
         # One stats object: lines the reader skips and events the builder skips count together.
-        if keep_events:
+        if keep_events and not raw_events:
             builder.add_all(read_events(paths, lenient=lenient, stats=builder.stats, progress=progress,
                                         from_log=from_log))
-        else:  # only the fields the model reads, decoded in C
+        else:  # only the fields the model reads, decoded in C (and the bytes, with raw_events)
             builder.add_lean(read_lean_events(paths, lenient=lenient, stats=builder.stats, progress=progress,
-                                              from_log=from_log))
+                                              from_log=from_log, kept=raw_events))
         return resolve_forest(builder.finish(), options, builder.stats,
                               keep_candidates=keep_candidates, jobs=jobs)
 

@@ -208,11 +208,13 @@ def build(
         options = ResolveOptions(naive=naive, dispatch=table, partial=partial)
         with _progress(list(inputs), not quiet) as progress:
             # Links alone need neither the events nor, without --explain, the candidates'
-            # evidence: traces are then resolved on every CPU.
+            # evidence: traces are then resolved on every CPU. The document needs the events
+            # (kept as text until written, a trace at a time) but counts candidates only.
             lean = fmt == "links" and not explain
             forest = build_file(
                 list(inputs), options=options, lenient=lenient,
-                keep_events=fmt != "links", keep_candidates=not lean,
+                keep_events=fmt != "links", raw_events=fmt == "json",
+                keep_candidates=explain or fmt not in ("links", "json"),
                 jobs=(jobs or available_cpus()) if lean else 1, progress=progress,
                 from_log=from_log or None,
             )

@@ -16,14 +16,14 @@ from typing import Any, BinaryIO
 
 import orjson
 
-from .assemble import InvocationNode, SpanNode, TraceNode, assemble
+from .assemble import InvocationNode, SpanNode, TraceNode, assemble_trace, trace_order
 from .build import Forest
 from .depth import deep_trees
 from .errors import InputError
 from .fields import CLOCK_FIELDS, ID_FAMILIES
 from .jsonio import json_type, read_json_file
 from .links import Link
-from .model import Invocation, Span, Trace
+from .model import Invocation, Span, Trace, parsed_events
 
 DOCUMENT_FORMAT = 1
 
@@ -111,6 +111,12 @@ DEFAULT_NORMALIZATION = Normalization(frozenset(ID_FAMILIES) | CLOCK_FIELDS, CLO
 # `unattached` spans; these walks follow that order.
 
 
+def invocations_in_text_order(tree: TraceNode) -> Iterator[InvocationNode]:
+    """Every invocation node of the trace, in the order the document's text shows them."""
+    for root in tree.roots:
+        yield from _invocations_in_text_order(root)
+
+
 def _invocations_in_text_order(node: InvocationNode) -> Iterator[InvocationNode]:
     yield node
     for span_node in _own_span_roots(node):
@@ -149,32 +155,39 @@ class _Labeller:
     labelled as the span it names where it appears: a `spanId` names a span of the invocation the
     event belongs to; a caller span id (the onset's, `jsrpc.caller_span_id`) names the span the
     link resolved to. Ids that name nothing known get family labels (`span?1`, `do1`).
+
+    Trace and invocation labels are known for the whole document (an id may name an invocation
+    of another trace); span labels only for the trace being written (a span id is looked up in
+    its own invocation, or in its caller's, of the same trace), which keeps memory to a trace.
     """
 
-    def __init__(self, trees: list[TraceNode]) -> None:
+    def __init__(self) -> None:
         self.traces: dict[str, str] = {}
         self.invocations: dict[str, tuple[str, str]] = {}  # id → (trace id, label)
-        self.spans: dict[tuple[str, str], str] = {}  # (invocation id, span id) → label
-        for index, tree in enumerate(trees, start=1):
-            trace_id = tree.trace.trace_id
-            self.traces[trace_id] = f"t{index}"
-            number = 0
-            for root in tree.roots:
-                for node in _invocations_in_text_order(root):
-                    number += 1
-                    invocation = node.invocation
-                    label = f"i{number}"
-                    self.invocations[invocation.invocation_id] = (trace_id, label)
-                    # s0 is the top-level span; the others count from s1 (no s0 without an onset).
-                    count = 1
-                    for root_span in _own_span_roots(node):
-                        for span_node in _spans_in_text_order(root_span):
-                            span = span_node.span
-                            if span.top_level and span.span_id == invocation.top_span_id:
-                                suffix = 0
-                            else:
-                                suffix, count = count, count + 1
-                            self.spans[(invocation.invocation_id, span.span_id)] = f"{label}.s{suffix}"
+        self.spans: dict[tuple[str, str], str] = {}  # (invocation id, span id) → label: one trace's
+
+    def add_trace(self, trace_id: str, number: int, invocation_ids: Iterable[str]) -> None:
+        """Label a trace t{number}, and its invocations i1… in the order given (text order)."""
+        self.traces[trace_id] = f"t{number}"
+        for index, invocation_id in enumerate(invocation_ids, start=1):
+            self.invocations[invocation_id] = (trace_id, f"i{index}")
+
+    def enter(self, tree: TraceNode) -> None:
+        """Label the spans of the trace about to be written (those of the last one are let go)."""
+        self.spans = {}
+        for node in invocations_in_text_order(tree):
+            invocation = node.invocation
+            label = self.invocations[invocation.invocation_id][1]
+            # s0 is the top-level span; the others count from s1 (no s0 without an onset).
+            count = 1
+            for root_span in _own_span_roots(node):
+                for span_node in _spans_in_text_order(root_span):
+                    span = span_node.span
+                    if span.top_level and span.span_id == invocation.top_span_id:
+                        suffix = 0
+                    else:
+                        suffix, count = count, count + 1
+                    self.spans[(invocation.invocation_id, span.span_id)] = f"{label}.s{suffix}"
 
     def caller(self, value: Any, scope: _Scope) -> Any:
         """A caller span id: a span of the invocation the link resolved as the caller."""
@@ -402,8 +415,10 @@ class _Writer:
         flags: dict[str, Any] = {}
         if invocation.events_missing:
             flags["eventsMissing"] = invocation.events_missing
-        if invocation.missing_sequences:
-            flags["missingSequences"] = invocation.missing_sequences
+        runs = invocation.missing_runs
+        if runs:
+            # A lone missing sequence is its number; a run of them is [first, last].
+            flags["missingSequences"] = [first if first == last else [first, last] for first, last in runs]
         if invocation.duplicates:
             flags["duplicates"] = len(invocation.duplicates)
         if invocation.onset is None:
@@ -460,7 +475,7 @@ class _Writer:
         """An event of a span's `events` (or an invocation's `stray`)."""
         invocation = scope.invocation
         body = event.get("event")
-        if invocation is not None and body is invocation.outcome:
+        if invocation is not None and event is invocation.outcome_event:
             return self.residue(event, scope, host, lift_body=True)  # shown as the invocation's outcome
         if host is not None and isinstance(body, dict) and body.get("type") == "attributes":
             return self.residue(event, scope, host, shown=shown)
@@ -491,10 +506,10 @@ def _attributes_shown(span: Span) -> set[tuple[int, int]]:
     return set(last.values())
 
 
-def _summary(forest: Forest, trees: list[TraceNode]) -> dict[str, Any]:
-    invocations = [inv for tree in trees for inv in tree.trace.invocations.values()]
+def _summary(forest: Forest) -> dict[str, Any]:
+    invocations = [inv for trace in forest.traces for inv in trace.invocations.values()]
     return {
-        "traces": len(trees),
+        "traces": len(forest.traces),
         "invocations": len(invocations),
         "spans": sum(len(inv.spans) for inv in invocations),
         "events": forest.stats.events,
@@ -510,20 +525,47 @@ def _parts(
     forest: Forest, normalization: Normalization
 ) -> tuple[dict[str, Any], Iterator[dict[str, Any]]]:
     """The document's head (everything but its traces) and its traces, one at a time, labels
-    numbered in text order across both."""
+    numbered in text order across both.
+
+    Each trace is assembled twice, so that memory holds one trace's tree at a time (and its
+    events parsed, where the model keeps them as text): once to learn the order of traces
+    (assemble's) and every invocation's label, and once more when it is written."""
     for trace in forest.traces:
         for invocation in trace.invocations.values():
             if invocation.stamps and not invocation.events:
                 raise ValueError("the tree document needs every event: build with keep_events=True")
-    trees = assemble(forest)
-    writer = _Writer(_Labeller(trees), normalization)
+    ordered: list[tuple[tuple[Any, ...], Trace, list[str]]] = []
+    for trace in forest.traces:
+        tree = _assembled(forest, trace)
+        ordered.append((trace_order(tree), trace,
+                        [node.invocation.invocation_id for node in invocations_in_text_order(tree)]))
+    ordered.sort(key=lambda item: item[0])  # stable, as assemble's sort
+    labeller = _Labeller()
+    for number, (_, trace, invocation_ids) in enumerate(ordered, start=1):
+        labeller.add_trace(trace.trace_id, number, invocation_ids)
     numbering = _Numbering()
     head = numbering.walk({
         "format": DOCUMENT_FORMAT,
         "normalized": sorted(normalization.fields),
-        "summary": _summary(forest, trees),
+        "summary": _summary(forest),
     })
-    return head, (numbering.walk(writer.trace(tree)) for tree in trees)
+    return head, _trace_parts(forest, [trace for _, trace, _ in ordered], _Writer(labeller, normalization),
+                              numbering)
+
+
+def _assembled(forest: Forest, trace: Trace) -> TraceNode:
+    with parsed_events(trace):
+        return assemble_trace(trace, forest.links, forest.ranks.get(trace.trace_id))
+
+
+def _trace_parts(
+    forest: Forest, traces: list[Trace], writer: _Writer, numbering: _Numbering
+) -> Iterator[dict[str, Any]]:
+    for trace in traces:
+        with parsed_events(trace):
+            tree = assemble_trace(trace, forest.links, forest.ranks.get(trace.trace_id))
+            writer.labels.enter(tree)
+            yield numbering.walk(writer.trace(tree))
 
 
 def to_document(forest: Forest, *, normalization: Normalization = DEFAULT_NORMALIZATION) -> dict[str, Any]:

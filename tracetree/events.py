@@ -302,28 +302,47 @@ def _decode_lean(data: bytes, decoder: msgspec.json.Decoder) -> Any:
         return None
 
 
+def _is_json(data: bytes) -> bool:
+    try:
+        orjson.loads(data)
+    except orjson.JSONDecodeError:
+        return False
+    return True
+
+
 def _parse_batch_lean(
-    path: str, first: int, batch: list[bytes], stats: ReadStats, lenient: bool
+    path: str, first: int, batch: list[bytes], stats: ReadStats, lenient: bool, *, kept: bool = False
 ) -> list[tuple[Any, int]]:
     """As _parse_batch, but each well-typed line's value is a LeanItem; other lines' values are
-    orjson's, and malformed JSON is reported (or skipped) on the same line as there."""
+    orjson's, and malformed JSON is reported (or skipped) on the same line as there.
+
+    With `kept`, the line's bytes will be parsed again by orjson later (the model keeps them as
+    its event): orjson must take them now too, where a bad line can still be named (msgspec
+    lets through what orjson refuses, such as a number too large for a double)."""
     numbered = [(n, raw) for n, raw in enumerate(batch, start=first) if not raw.isspace()]
     values: list[tuple[Any, int]] = []
     for start in range(0, len(numbered), _ARRAY):
         chunk = numbered[start:start + _ARRAY]
         raws = [raw for _, raw in chunk]
-        parsed = _decode_lean(b"[" + b",".join(raws) + b"]", _LEAN_ARRAY)
-        if parsed is not None and len(parsed) == len(chunk):
+        joined = b"[" + b",".join(raws) + b"]"
+        parsed = _decode_lean(joined, _LEAN_ARRAY)
+        if parsed is not None and len(parsed) == len(chunk) and (not kept or _is_json(joined)):
             values.extend(zip(zip(parsed, raws, strict=True), [n for n, _ in chunk], strict=True))
             continue
         # Some line is not a lean event (or holds two values): decide line by line.
         for n, raw in chunk:
             event = _decode_lean(raw, _LEAN_ONE)
-            if event is not None:
+            if event is not None and (not kept or _is_json(raw)):
                 values.append(((event, raw), n))
             else:
                 _take_line(values, raw, path, n, stats, lenient)
     return values
+
+
+def _parse_batch_kept(
+    path: str, first: int, batch: list[bytes], stats: ReadStats, lenient: bool
+) -> list[tuple[Any, int]]:
+    return _parse_batch_lean(path, first, batch, stats, lenient, kept=True)
 
 
 def read_lean_events(
@@ -333,13 +352,16 @@ def read_lean_events(
     stats: ReadStats | None = None,
     progress: ProgressCallback | None = None,
     from_log: bool | None = None,
+    kept: bool = False,
 ) -> Iterator[tuple[str, list[tuple[Any, int]]]]:
     """Batches of (value, line) per file, as read_events reads them, where a value is a
     LeanItem when the line fits LeanEvent's types, else the parsed JSON value (a file holding
-    one JSON array, or a runtime's log, gives parsed values only)."""
+    one JSON array, or a runtime's log, gives parsed values only). With `kept`, a LeanItem's
+    bytes are also checked to be JSON as orjson reads it: for a model that keeps them."""
     stats = stats if stats is not None else ReadStats()
+    parse_batch = _parse_batch_kept if kept else _parse_batch_lean
     for path in paths:
-        for batch in _read_file(path, stats, lenient, progress, from_log, _parse_batch_lean):
+        for batch in _read_file(path, stats, lenient, progress, from_log, parse_batch):
             yield path, batch
 
 

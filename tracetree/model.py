@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, NoReturn
@@ -70,6 +71,7 @@ class Invocation:
     top_span_id: str | None = None
     spans: dict[str, Span] = field(default_factory=dict)
     outcome: dict[str, Any] | None = None
+    outcome_event: dict[str, Any] | None = None  # the kept event that set `outcome` (the last one)
     # (sequence, timestamp or None, input position) of every event, in sequence order: for
     # gaps, and for bounds on when each span opened.
     stamps: list[tuple[int, str | None, int]] = field(default_factory=list)
@@ -80,6 +82,8 @@ class Invocation:
     # kept (with keep_events), shown on the top-level span.
     stray: list[dict[str, Any]] = field(default_factory=list)
     events: list[dict[str, Any]] = field(default_factory=list)  # all, in sequence order (kept)
+    # (With ModelBuilder's raw_events, every kept event above is the bytes of its JSON text
+    # until `parsed_events` parses them.)
 
     @property
     def top(self) -> Span | None:
@@ -96,18 +100,23 @@ class Invocation:
         return value if isinstance(value, str) else "unknown"
 
     @property
-    def missing_sequences(self) -> list[int]:
-        """Sequence numbers never received below the highest one seen: events lost in transit."""
-        seen = {sequence for sequence, _, _ in self.stamps}
-        if not seen:
-            return []
-        return [n for n in range(max(seen)) if n not in seen]
+    def missing_runs(self) -> list[tuple[int, int]]:
+        """Runs (first, last) of sequence numbers never received below the highest one seen:
+        events lost in transit. Runs, not numbers: one corrupt sequence (2**63, say) must not
+        cost memory in proportion to the gap it leaves."""
+        runs: list[tuple[int, int]] = []
+        expected = 0
+        for sequence in sorted({sequence for sequence, _, _ in self.stamps}):
+            if sequence > expected:
+                runs.append((expected, sequence - 1))
+            expected = sequence + 1
+        return runs
 
     @property
     def events_missing(self) -> int:
         """Events lost: dropped events still use up sequence numbers, so a streamDiagnostic's
         count and the gaps it explains are the same events, counted once."""
-        return max(len(self.missing_sequences), self.dropped)
+        return max(sum(last - first + 1 for first, last in self.missing_runs), self.dropped)
 
 
 @dataclass(slots=True, eq=False)
@@ -186,8 +195,13 @@ class ModelBuilder:
     expected; from the first one out of order on, the invocation's events wait for finish().
     """
 
-    def __init__(self, *, keep_events: bool = True, lenient: bool = False) -> None:
+    def __init__(self, *, keep_events: bool = True, lenient: bool = False, raw_events: bool = False) -> None:
+        if raw_events and not keep_events:
+            raise ValueError("raw_events says how events are kept: it needs keep_events=True")
         self.keep_events = keep_events
+        # Kept events as the bytes of their JSON text (from add_lean), parsed per trace by
+        # parsed_events when read: a few times less memory than dicts for a large capture.
+        self.raw_events = raw_events
         self.lenient = lenient
         self.stats = ReadStats()
         self._traces: dict[str, Trace] = {}
@@ -213,7 +227,8 @@ class ModelBuilder:
         for event, path, line in events:
             add(event, path, line)
 
-    def _add(self, event: Any, path: str, line: int) -> None:
+    def _add(self, event: Any, path: str, line: int, kept: bytes | None = None) -> None:
+        """As add, raising; `kept` is what to keep of the event instead of the dict (its bytes)."""
         # The hot path: one event per call, a million calls for a large capture. Well-formed
         # events pass a handful of type checks; anything else goes to _reject for its message.
         try:
@@ -236,14 +251,16 @@ class ModelBuilder:
         ):
             self._reject(event, path, line)
         self._take(invocation_id, trace_id, sequence, kind, timestamp, span_id,
-                   body if kind in _BODY_NEEDED else None, event if self.keep_events else None, path, line)
+                   body if kind in _BODY_NEEDED else None,
+                   (event if kept is None else kept) if self.keep_events else None, path, line)
 
     def add_lean(self, batches: Iterable[tuple[str, list[tuple[Any, int]]]]) -> None:
-        """Take batches from events.read_lean_events (the builder keeps no events): lean events
-        straight from their typed fields, the rest (and kinds whose body the model keeps) parsed
-        whole, as `add` takes them."""
-        if self.keep_events:
-            raise ValueError("lean events carry only what the model reads: keep_events must be False")
+        """Take batches from events.read_lean_events (the builder keeps no events, or keeps
+        them as bytes with raw_events): lean events straight from their typed fields, the rest
+        (and kinds whose body the model keeps) parsed whole, as `add` takes them."""
+        if self.keep_events and not self.raw_events:
+            raise ValueError("lean events carry only what the model reads: keep_events must be False, "
+                             "or raw_events True")
         if self.lenient:
             for path, batch in batches:
                 for value, line in batch:
@@ -254,6 +271,7 @@ class ModelBuilder:
             return
         # The hot loop (a million events): one call per event besides the layout's own.
         add, take, take_whole = self._add, self._take, self._take_whole
+        raw = self.raw_events
         for path, batch in batches:
             for value, line in batch:
                 if type(value) is not tuple:
@@ -270,7 +288,7 @@ class ModelBuilder:
                         take_whole(value, path, line)
                         continue
                 take(event.invocationId, context.traceId, event.sequence, kind, event.timestamp,
-                     context.spanId, lean_body, None, path, line)
+                     context.spanId, lean_body, value[1] if raw else None, path, line)
 
     def _take_lean(self, item: LeanItem, path: str, line: int) -> None:
         event = item[0]
@@ -283,12 +301,12 @@ class ModelBuilder:
                 self._take_whole(item, path, line)
                 return
         self._take(event.invocationId, context.traceId, event.sequence, kind, event.timestamp,
-                   context.spanId, lean_body, None, path, line)
+                   context.spanId, lean_body, item[1] if self.raw_events else None, path, line)
 
     def _take_whole(self, item: LeanItem, path: str, line: int) -> None:
         """The event parsed whole, as `add` takes it: for bodies the model keeps (onset,
         outcome) or reads more of (streamDiagnostic), and for malformed events."""
-        self._add(loads_line(item[1], path, line), path, line)
+        self._add(loads_line(item[1], path, line), path, line, item[1] if self.raw_events else None)
 
     def _take_lean_leniently(self, item: LeanItem, path: str, line: int) -> None:
         try:
@@ -439,6 +457,7 @@ class ModelBuilder:
                 span = invocation.top  # these are aimed at the top-level span anyway
             if kind == "outcome":
                 invocation.outcome = body
+                invocation.outcome_event = event
             elif kind == "streamDiagnostic":
                 count = (body.get("diagnostic") or {}).get("count")
                 invocation.dropped += count if isinstance(count, int) else 1
@@ -481,6 +500,39 @@ class ModelBuilder:
     def _stray(invocation: Invocation, event: dict[str, Any] | None) -> None:
         if event is not None:  # None without keep_events: nothing downstream reads strays then
             invocation.stray.append(event)
+
+
+@contextmanager
+def parsed_events(trace: Trace) -> Iterator[None]:
+    """Within the block, the trace's kept events are dicts, also where the model keeps them as
+    the bytes of their JSON text (ModelBuilder's raw_events); afterwards they are bytes again.
+
+    One trace at a time: a large capture's events as dicts would take several times the memory
+    of its text. Each event is parsed once per block (an event sits in its invocation's `events`
+    and in its span's), and a model whose events are dicts already is left as it is."""
+    saved: list[tuple[Invocation, list[Any], list[Any], Any, list[tuple[Span, list[Any], Any, Any]]]] = []
+    for invocation in trace.invocations.values():
+        if not any(type(event) is bytes for event in invocation.events):
+            continue
+        spans = [(span, span.events, span.open_event, span.close_event) for span in invocation.spans.values()]
+        saved.append((invocation, invocation.events, invocation.stray, invocation.outcome_event, spans))
+        # Every kept event is in the invocation's `events`: parse those, the rest are the same objects.
+        parsed = {id(event): orjson.loads(event) if type(event) is bytes else event
+                  for event in invocation.events}
+        invocation.events = [parsed[id(event)] for event in invocation.events]
+        invocation.stray = [parsed[id(event)] for event in invocation.stray]
+        invocation.outcome_event = parsed.get(id(invocation.outcome_event))
+        for span, events, opened, closed in spans:
+            span.events = [parsed[id(event)] for event in events]
+            span.open_event = parsed.get(id(opened))
+            span.close_event = parsed.get(id(closed))
+    try:
+        yield
+    finally:
+        for invocation, events, stray, outcome_event, spans in saved:
+            invocation.events, invocation.stray, invocation.outcome_event = events, stray, outcome_event
+            for span, span_events, opened, closed in spans:
+                span.events, span.open_event, span.close_event = span_events, opened, closed
 
 
 def _is_ancestor(span: Span, other: Span, spans: dict[str, Span]) -> bool:
