@@ -669,3 +669,26 @@ def test_writing_trace_by_trace_gives_the_same_bytes(stream: Path):
         written = io.BytesIO()
         write_document(forest, written, normalization=normalization)
         assert written.getvalue() == dumps_document(to_document(forest, normalization=normalization))
+
+
+def test_stand_ins_are_numbered_across_traces_in_text_order(tmp_path: Path):
+    """Ids naming nothing get do1, span?1…, numbered through the whole document in the order
+    the text shows them; written trace by trace (events kept as text) or built whole, alike."""
+    events = []
+    for trace, objects in (("t" * 32, ["X", "Y"]), ("u" * 32, ["Y", "Z"])):
+        for n, obj in enumerate(objects):
+            inv, top = f"{trace[0]}{n}" * 16, f"{n + 1:016x}"
+            events.append(ev(inv, 0, onset(top, executionModel="durableObject", durableObjectId=obj),
+                             trace=trace))
+            events.append(ev(inv, 1, {"type": "log", "message": ["lost"]}, span=f"ghost-{obj}", trace=trace))
+    path = tmp_path / "stand-ins.events.jsonl"
+    write_jsonl(path, events)
+    whole = to_document(build_file(str(path)))
+    objects = [root["onset"]["durableObjectId"] for trace in whole["traces"] for root in trace["roots"]]
+    ghosts = [root["span"]["events"][0]["spanContext"]["spanId"]
+              for trace in whole["traces"] for root in trace["roots"]]
+    assert objects == ["do1", "do2", "do2", "do3"]
+    assert ghosts == ["span?1", "span?2", "span?3", "span?4"]  # a span id is its trace's: never shared
+    written = io.BytesIO()
+    write_document(build_file(str(path), raw_events=True), written)
+    assert written.getvalue() == dumps_document(whole)

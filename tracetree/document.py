@@ -9,7 +9,7 @@ docs/document.md describes the shape; docs/tree-document.schema.json is its JSON
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -213,7 +213,7 @@ class _Labeller:
             trace_id, label = found
             return label if trace_id == scope.trace.trace_id else f"{self.traces[trace_id]}.{label}"
         if family == "trace":
-            return self.traces.get(key, _Opaque("trace", (key,)))
+            return self.traces.get(key) or _Opaque("trace", (key,))
         if family == "span":
             if scope.invocation is not None:
                 own = self.spans.get((scope.invocation.invocation_id, key))
@@ -523,9 +523,9 @@ def _summary(forest: Forest) -> dict[str, Any]:
 
 def _parts(
     forest: Forest, normalization: Normalization
-) -> tuple[dict[str, Any], Iterator[dict[str, Any]]]:
-    """The document's head (everything but its traces) and its traces, one at a time, labels
-    numbered in text order across both.
+) -> tuple[dict[str, Any], Iterator[dict[str, Any]], _Numbering]:
+    """The document's head (everything but its traces), its traces one at a time, and the
+    numbering of stand-ins, which has numbered the head's and must number each trace's in turn.
 
     Each trace is assembled twice, so that memory holds one trace's tree at a time (and its
     events parsed, where the model keeps them as text): once to learn the order of traces
@@ -549,8 +549,8 @@ def _parts(
         "normalized": sorted(normalization.fields),
         "summary": _summary(forest),
     })
-    return head, _trace_parts(forest, [trace for _, trace, _ in ordered], _Writer(labeller, normalization),
-                              numbering)
+    traces = [trace for _, trace, _ in ordered]
+    return head, _trace_parts(forest, traces, _Writer(labeller, normalization)), numbering
 
 
 def _assembled(forest: Forest, trace: Trace) -> TraceNode:
@@ -558,14 +558,12 @@ def _assembled(forest: Forest, trace: Trace) -> TraceNode:
         return assemble_trace(trace, forest.links, forest.ranks.get(trace.trace_id))
 
 
-def _trace_parts(
-    forest: Forest, traces: list[Trace], writer: _Writer, numbering: _Numbering
-) -> Iterator[dict[str, Any]]:
+def _trace_parts(forest: Forest, traces: list[Trace], writer: _Writer) -> Iterator[dict[str, Any]]:
     for trace in traces:
         with parsed_events(trace):
             tree = assemble_trace(trace, forest.links, forest.ranks.get(trace.trace_id))
             writer.labels.enter(tree)
-            yield numbering.walk(writer.trace(tree))
+            yield writer.trace(tree)
 
 
 def to_document(forest: Forest, *, normalization: Normalization = DEFAULT_NORMALIZATION) -> dict[str, Any]:
@@ -575,8 +573,8 @@ def to_document(forest: Forest, *, normalization: Normalization = DEFAULT_NORMAL
     document that silently lost them would compare equal to one that has them.
     """
     with deep_trees("cannot write the tree document; --format links still works"):
-        head, traces = _parts(forest, normalization)
-        head["traces"] = list(traces)
+        head, traces, numbering = _parts(forest, normalization)
+        head["traces"] = [numbering.walk(trace) for trace in traces]
         return head
 
 
@@ -590,7 +588,7 @@ def write_document(
 
 
 def _write_parts(forest: Forest, out: BinaryIO, normalization: Normalization) -> None:
-    head, traces = _parts(forest, normalization)
+    head, traces, numbering = _parts(forest, normalization)
     head["traces"] = []
     text = dumps_document(head)
     cut = text.rindex(b'"traces": []')
@@ -598,7 +596,8 @@ def _write_parts(forest: Forest, out: BinaryIO, normalization: Normalization) ->
     for trace in traces:
         if first:
             out.write(text[:cut] + b'"traces": [\n')
-        block = dumps_document(trace)[:-1]
+        # Stand-ins are numbered as the serializer meets them: in text order, without a walk.
+        block = dumps_document(trace, stand_ins=numbering.name)[:-1]
         out.write((b"" if first else b",\n") + b"\n".join(b"    " + line for line in block.split(b"\n")))
         first = False
     out.write(text if first else b"\n  ]\n}\n")
@@ -607,17 +606,21 @@ def _write_parts(forest: Forest, out: BinaryIO, normalization: Normalization) ->
 # -- bytes ---------------------------------------------------------------------------------------
 
 
-def dumps_document(document: dict[str, Any]) -> bytes:
-    """The document as committed: two-space indent, keys sorted, UTF-8, one trailing newline."""
+def dumps_document(document: dict[str, Any], *, stand_ins: Callable[[Any], str] | None = None) -> bytes:
+    """The document as committed: two-space indent, keys sorted, UTF-8, one trailing newline.
+    `stand_ins` names each _Opaque left in it, called in text order."""
+    option = orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS
+    if stand_ins is not None:
+        option |= orjson.OPT_PASSTHROUGH_DATACLASS  # _Opaque is a dataclass: to `stand_ins`
     try:
-        return orjson.dumps(document, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS) + b"\n"
+        return orjson.dumps(document, default=stand_ins, option=option) + b"\n"
     except orjson.JSONEncodeError as error:
         if "recursion" not in str(error).lower():
             raise
     # orjson stops at 255 levels of nesting (about 50 chained invocations); a deeper tree still
     # gets a document, in the same layout (integers and strings are written alike).
     with deep_trees("cannot write the tree document; --format links still works"):
-        text = json.dumps(document, indent=2, sort_keys=True, ensure_ascii=False)
+        text = json.dumps(document, indent=2, sort_keys=True, ensure_ascii=False, default=stand_ins)
     return text.encode() + b"\n"
 
 
