@@ -38,6 +38,27 @@ class Forest:
     def flagged(self) -> list[Link]:
         return [link for link in self.links.values() if link.resolution.flagged]
 
+    def tally(self) -> Tally:
+        invocations = [inv for trace in self.traces for inv in trace.invocations.values()]
+        return Tally(len(self.traces), len(invocations), self.counts(),
+                     sum(1 for inv in invocations if inv.events_missing), self.stats)
+
+
+@dataclass(slots=True)
+class Tally:
+    """What a build's summary and --strict say: counts, without the forest they count."""
+
+    traces: int
+    invocations: int
+    links: dict[str, int]  # by resolution label, every label present
+    events_missing: int  # invocations with events missing
+    stats: ReadStats  # events read, redeliveries, lines skipped
+
+    @property
+    def flagged(self) -> int:
+        """Links --strict fails on."""
+        return sum(count for label, count in self.links.items() if Resolution(label).flagged)
+
 
 _Resolved = tuple[dict[str, Link], TraceEvidence, dict[str, int]]
 
@@ -159,7 +180,7 @@ def build(
 ) -> Forest:
     """A forest from TailEvent dicts already in memory, in arrival order."""
     builder = ModelBuilder(keep_events=keep_events, lenient=lenient)
-    with _collector_paused():
+    with collector_paused():
         for line, event in enumerate(events, start=1):
             builder.add(event, "<events>", line)
         return resolve_forest(builder.finish(), options, builder.stats)
@@ -189,7 +210,7 @@ def build_file(
     if isinstance(paths, str):
         paths = [paths]
     builder = ModelBuilder(keep_events=keep_events or raw_events, lenient=lenient, raw_events=raw_events)
-    with _collector_paused():
+    with collector_paused():
         # One stats object: lines the reader skips and events the builder skips count together.
         if keep_events and not raw_events:
             builder.add_all(read_events(paths, lenient=lenient, stats=builder.stats, progress=progress,
@@ -202,7 +223,7 @@ def build_file(
 
 
 @contextmanager
-def _collector_paused() -> Iterator[None]:
+def collector_paused() -> Iterator[None]:
     """Pause Python's cyclic garbage collector while the forest grows.
 
     Building allocates millions of long-lived dicts and lists and frees none of them, the worst

@@ -28,6 +28,7 @@ from .events import input_size
 from .markers import looks_like_log
 from .render.text import safe_text
 from .resolve import ResolveOptions
+from .shares import can_share, link_in_shares
 
 # Below this much input a progress bar would only flicker.
 PROGRESS_THRESHOLD = 4 * 1024 * 1024
@@ -164,7 +165,9 @@ def main() -> None:
               help="shape: name invocations by these key rules (as `diff --keys`); without it, "
               "by their labels.")
 @click.option("-j", "--jobs", type=click.IntRange(min=1), default=None, metavar="N",
-              help="links: resolve traces in N processes (default: one per CPU). Each may copy "
+              help="links: resolve in N processes (default: one per CPU), each reading the input "
+              "and resolving a share of its traces (files of 16 MiB or more; together about the memory "
+              "of one). Stdin is read once, then resolved in N forked processes, which may each copy "
               "most of the model's memory: -j 1 uses the least.")
 @click.option("-q", "--quiet", is_flag=True, help="No summary or progress on stderr.")
 def build(
@@ -206,19 +209,29 @@ def build(
 
             rules = load_key_rules(keys_file)
         options = ResolveOptions(naive=naive, dispatch=table, partial=partial)
+        # Links alone need neither the events nor, without --explain, the candidates'
+        # evidence: traces are then resolved on every CPU, each process reading the input and
+        # resolving a share of its traces. The document needs the events (kept as text until
+        # written, a trace at a time) but counts candidates only.
+        lean = fmt == "links" and not explain
+        workers = (jobs or available_cpus()) if lean else 1
+        forest: Forest | None = None
         with _progress(list(inputs), not quiet) as progress:
-            # Links alone need neither the events nor, without --explain, the candidates'
-            # evidence: traces are then resolved on every CPU. The document needs the events
-            # (kept as text until written, a trace at a time) but counts candidates only.
-            lean = fmt == "links" and not explain
-            forest = build_file(
-                list(inputs), options=options, lenient=lenient,
-                keep_events=fmt != "links", raw_events=fmt == "json",
-                keep_candidates=explain or fmt not in ("links", "json"),
-                jobs=(jobs or available_cpus()) if lean else 1, progress=progress,
-                from_log=from_log or None,
-            )
-        _emit(forest, fmt, output, normalization, rules, title=" ".join(_shown(name) for name in inputs))
+            if lean and can_share(inputs, workers):
+                blocks, tally = link_in_shares(inputs, workers, options=options, lenient=lenient,
+                                               progress=progress, from_log=from_log or None)
+            else:
+                forest = build_file(
+                    list(inputs), options=options, lenient=lenient,
+                    keep_events=fmt != "links", raw_events=fmt == "json",
+                    keep_candidates=explain or fmt not in ("links", "json"),
+                    jobs=workers, progress=progress, from_log=from_log or None,
+                )
+                tally = forest.tally()
+        if forest is None:
+            _write_output(output, iter(blocks))
+        else:
+            _emit(forest, fmt, output, normalization, rules, title=" ".join(_shown(name) for name in inputs))
     except TracetreeError as error:  # InputError among them
         _error(str(error))
         sys.exit(EXIT_INPUT)
@@ -227,7 +240,7 @@ def build(
         sys.exit(EXIT_OK)
 
     errors = Console(stderr=True, highlight=False)
-    if explain:
+    if explain and forest is not None:
         from .render.explain import render_explain
 
         # Explanations go with a tree on the terminal, and to stderr beside machine output.
@@ -236,8 +249,8 @@ def build(
     if not quiet:
         from .render.summary import render_summary
 
-        errors.print(render_summary(forest), markup=False, highlight=False, soft_wrap=True)
-    if strict and forest.flagged():
+        errors.print(render_summary(tally), markup=False, highlight=False, soft_wrap=True)
+    if strict and tally.flagged:
         sys.exit(EXIT_FINDINGS)
 
 

@@ -22,6 +22,10 @@ class InputError(TracetreeError):
         self.detail = detail
         super().__init__(str(self))
 
+    def __reduce__(self) -> tuple[type[InputError], tuple[str, int | None, str, int | None]]:
+        # Raised in a worker process, it is pickled back to the parent: with all its fields.
+        return (InputError, (self.path, self.line, self.detail, self.column))
+
     def __str__(self) -> str:
         where = self.path
         if self.line is not None:

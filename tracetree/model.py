@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import zlib
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -131,14 +132,24 @@ class Trace:
 _CHECKED = frozenset({"onset", "spanOpen", "spanClose", "attributes"})
 
 
-def _well_formed(kind: str, body: dict[str, Any], span_id: str | None) -> bool:
+def _well_formed(kind: str, body_span_id: object, span_id: str | None, info_is_list: bool) -> bool:
+    """Whether an event of a _CHECKED kind has the fields the model reads: the body's spanId,
+    the spanContext's, and an attributes event's `info`."""
     if kind == "onset":
-        return type(body.get("spanId")) is str
+        return type(body_span_id) is str
     if kind == "spanOpen":
-        return type(body.get("spanId")) is str and span_id is not None
+        return type(body_span_id) is str and span_id is not None
     if kind == "attributes":
-        return span_id is not None and type(body.get("info")) is list
+        return span_id is not None and info_is_list
     return span_id is not None  # spanClose
+
+
+def _lean_well_formed(kind: str, body: Any, span_id: str | None) -> bool:
+    """_well_formed for a lean event (events.LeanEvent), whose `info` is the raw JSON text."""
+    if kind not in _CHECKED:
+        return True
+    info = body.info
+    return _well_formed(kind, body.spanId, span_id, kind == "attributes" and memoryview(info)[:1] == b"[")
 
 
 # One event as the layout needs it: (sequence, position, type, timestamp, spanContext.spanId,
@@ -178,6 +189,10 @@ def _lean_body(kind: str, body: Any, span_id: str | None) -> dict[str, Any] | No
     return None
 
 
+def _changes_trace(path: str, line: int, invocation_id: str, first: str, now: str) -> InputError:
+    return InputError(path, line, f"invocation {invocation_id} changes traceId from {first} to {now}")
+
+
 def _need(value: Any, kind: type, what: str, path: str, line: int) -> Any:
     if not isinstance(value, kind):
         found = "missing" if value is None else json_type(value)
@@ -195,9 +210,19 @@ class ModelBuilder:
     expected; from the first one out of order on, the invocation's events wait for finish().
     """
 
-    def __init__(self, *, keep_events: bool = True, lenient: bool = False, raw_events: bool = False) -> None:
+    def __init__(
+        self, *, keep_events: bool = True, lenient: bool = False, raw_events: bool = False,
+        share: tuple[int, int] | None = None,
+    ) -> None:
+        """`share` = (k, n): model only the traces whose id falls in share k of n (see `owns`),
+        reading and checking every event all the same: n builders over the same input, one per
+        share, give the traces of one builder, the same errors and skips, and events at the same
+        input positions. Each share can then be resolved in its own process."""
         if raw_events and not keep_events:
             raise ValueError("raw_events says how events are kept: it needs keep_events=True")
+        self.share = share
+        self._owned: dict[str, bool] = {}  # trace id → whether in this share
+        self._foreign: dict[str, str] = {}  # invocation id → trace id, for invocations of other shares
         self.keep_events = keep_events
         # Kept events as the bytes of their JSON text (from add_lean), parsed per trace by
         # parsed_events when read: a few times less memory than dicts for a large capture.
@@ -208,6 +233,17 @@ class ModelBuilder:
         self._pending: dict[str, _Pending] = {}  # invocationId → its layout so far
         self._stamps: dict[str, str] = {}
         self._position = 0
+
+    def owns(self, trace_id: str) -> bool:
+        """Whether the trace is in this builder's share (always, without a share)."""
+        if self.share is None:
+            return True
+        mine = self._owned.get(trace_id)
+        if mine is None:
+            index, count = self.share
+            # crc32, not hash(): the same in every process (str hashes are salted per process).
+            mine = self._owned[trace_id] = zlib.crc32(trace_id.encode()) % count == index
+        return mine
 
     def add(self, event: Any, path: str = "<events>", line: int = 0) -> None:
         """Take one TailEvent; a malformed one raises InputError, or is skipped when lenient."""
@@ -247,7 +283,8 @@ class ModelBuilder:
             or type(sequence) is not int or sequence < 0
             or (span_id is not None and type(span_id) is not str)
             or (timestamp is not None and type(timestamp) is not str)
-            or (kind in _CHECKED and not _well_formed(kind, body, span_id))
+            or (kind in _CHECKED
+                and not _well_formed(kind, body.get("spanId"), span_id, type(body.get("info")) is list))
         ):
             self._reject(event, path, line)
         self._take(invocation_id, trace_id, sequence, kind, timestamp, span_id,
@@ -270,8 +307,8 @@ class ModelBuilder:
                         self.add(value, path, line)
             return
         # The hot loop (a million events): one call per event besides the layout's own.
-        add, take, take_whole = self._add, self._take, self._take_whole
-        raw = self.raw_events
+        add, take, take_whole, owns = self._add, self._take, self._take_whole, self.owns
+        raw, share = self.raw_events, self.share
         for path, batch in batches:
             for value, line in batch:
                 if type(value) is not tuple:
@@ -281,6 +318,12 @@ class ModelBuilder:
                 body = event.event
                 kind = body.type
                 context = event.spanContext
+                if share is not None and not owns(context.traceId) \
+                        and _lean_well_formed(kind, body, context.spanId):
+                    # Another share's: only counted (what it holds is read there).
+                    take(event.invocationId, context.traceId, event.sequence, kind, None, None, None, None,
+                         path, line)
+                    continue
                 lean_body = None
                 if kind in _BODY_NEEDED:
                     lean_body = _lean_body(kind, body, context.spanId)
@@ -294,6 +337,10 @@ class ModelBuilder:
         event = item[0]
         context = event.spanContext
         kind = event.event.type
+        if not self.owns(context.traceId) and _lean_well_formed(kind, event.event, context.spanId):
+            self._take(event.invocationId, context.traceId, event.sequence, kind, None, None, None, None,
+                       path, line)
+            return
         lean_body = None
         if kind in _BODY_NEEDED:
             lean_body = _lean_body(kind, event.event, context.spanId)
@@ -319,12 +366,17 @@ class ModelBuilder:
         span_id: str | None, body: dict[str, Any] | None, event: dict[str, Any] | None, path: str,
         line: int,
     ) -> None:
-        """Place one well-formed event in its invocation (or queue it)."""
+        """Place one well-formed event in its invocation (or queue it); count another share's."""
+        if self.share is not None and not self.owns(trace_id):
+            self._count_foreign(invocation_id, trace_id, path, line)
+            return
         if timestamp is not None:
             # A million events carry a few tens of thousands of distinct stamps: keep one copy.
             timestamp = self._stamps.setdefault(timestamp, timestamp)
         pending = self._pending.get(invocation_id)
         if pending is None:
+            if invocation_id in self._foreign:  # first seen in another share's trace
+                raise _changes_trace(path, line, invocation_id, self._foreign[invocation_id], trace_id)
             invocation = Invocation(invocation_id, trace_id, self._position)
             pending = self._pending[invocation_id] = _Pending(invocation)
             trace = self._traces.get(trace_id)
@@ -333,10 +385,7 @@ class ModelBuilder:
             trace.invocations[invocation_id] = invocation
         invocation = pending.invocation
         if invocation.trace_id != trace_id:
-            raise InputError(
-                path, line,
-                f"invocation {invocation_id} changes traceId from {invocation.trace_id} to {trace_id}",
-            )
+            raise _changes_trace(path, line, invocation_id, invocation.trace_id, trace_id)
         position = self._position
         if kind == "onset":
             invocation.onset_position = position
@@ -355,6 +404,18 @@ class ModelBuilder:
             self._place(pending, entry)
         else:
             pending.queue.append(entry)
+
+    def _count_foreign(self, invocation_id: str, trace_id: str, path: str, line: int) -> None:
+        """An event of another share's trace: it takes its input position, and its invocation
+        is remembered, so an invocation that changes trace is caught in every share alike."""
+        pending = self._pending.get(invocation_id)
+        if pending is not None:
+            first = pending.invocation.trace_id
+        else:
+            first = self._foreign.setdefault(invocation_id, trace_id)
+        if first != trace_id:
+            raise _changes_trace(path, line, invocation_id, first, trace_id)
+        self._position += 1
 
     @staticmethod
     def _reject(event: Any, path: str, line: int) -> NoReturn:

@@ -27,7 +27,7 @@ from typing import Any
 import orjson
 
 from .assemble import InvocationNode, SpanNode, TraceNode, assemble
-from .build import Forest, _collector_paused
+from .build import Forest, collector_paused
 from .links import Link, Resolution
 from .model import Invocation, Span
 from .render.tree import trigger_text
@@ -726,10 +726,10 @@ def iter_requests(
     pending: list[tuple[dict[str, Any], dict[str, Any]]] = []
     # The collector paused while trees and spans are made (as build pauses it): they are
     # millions of long-lived dicts, the worst case for its full passes, and hold no cycles.
-    with _collector_paused():
+    with collector_paused():
         trees = assemble(forest)
     for tree in trees:
-        with _collector_paused():
+        with collector_paused():
             spans = _TraceWriter(tree, forest).write()
         if pending and batch_spans and len(pending) + len(spans) > batch_spans:
             yield _request(pending), len(pending)

@@ -8,6 +8,7 @@ import orjson
 
 from ..build import Forest
 from ..links import Link
+from ..model import Trace
 
 
 def link_record(link: Link) -> dict[str, object]:
@@ -25,5 +26,9 @@ def link_record(link: Link) -> dict[str, object]:
 def render_links(forest: Forest) -> Iterator[bytes]:
     """JSON Lines, one per invocation, traces and invocations in input order."""
     for trace in forest.traces:
-        for invocation_id in trace.invocations:
-            yield orjson.dumps(link_record(forest.links[invocation_id])) + b"\n"
+        yield trace_links(trace, forest.links)
+
+
+def trace_links(trace: Trace, links: dict[str, Link]) -> bytes:
+    """The JSON Lines of one trace's invocations, in input order."""
+    return b"".join(orjson.dumps(link_record(links[key])) + b"\n" for key in trace.invocations)
