@@ -287,6 +287,9 @@ class ModelBuilder:
                 and not _well_formed(kind, body.get("spanId"), span_id, type(body.get("info")) is list))
         ):
             self._reject(event, path, line)
+        if self.share is not None and not self.owns(trace_id):
+            self._count_foreign(invocation_id, trace_id, path, line)
+            return
         self._take(invocation_id, trace_id, sequence, kind, timestamp, span_id,
                    body if kind in _BODY_NEEDED else None,
                    (event if kept is None else kept) if self.keep_events else None, path, line)
@@ -307,7 +310,8 @@ class ModelBuilder:
                         self.add(value, path, line)
             return
         # The hot loop (a million events): one call per event besides the layout's own.
-        add, take, take_whole, owns = self._add, self._take, self._take_whole, self.owns
+        add, take, take_whole, owns, count_foreign = (
+            self._add, self._take, self._take_whole, self.owns, self._count_foreign)
         raw, share = self.raw_events, self.share
         for path, batch in batches:
             for value, line in batch:
@@ -318,11 +322,12 @@ class ModelBuilder:
                 body = event.event
                 kind = body.type
                 context = event.spanContext
-                if share is not None and not owns(context.traceId) \
-                        and _lean_well_formed(kind, body, context.spanId):
-                    # Another share's: only counted (what it holds is read there).
-                    take(event.invocationId, context.traceId, event.sequence, kind, None, None, None, None,
-                         path, line)
+                if share is not None and not owns(context.traceId):
+                    # Another share's: counted, once checked (what it holds is read there).
+                    if _lean_well_formed(kind, body, context.spanId):
+                        count_foreign(event.invocationId, context.traceId, path, line)
+                    else:
+                        take_whole(value, path, line)  # the full path says what is wrong
                     continue
                 lean_body = None
                 if kind in _BODY_NEEDED:
@@ -337,9 +342,11 @@ class ModelBuilder:
         event = item[0]
         context = event.spanContext
         kind = event.event.type
-        if not self.owns(context.traceId) and _lean_well_formed(kind, event.event, context.spanId):
-            self._take(event.invocationId, context.traceId, event.sequence, kind, None, None, None, None,
-                       path, line)
+        if not self.owns(context.traceId):
+            if _lean_well_formed(kind, event.event, context.spanId):
+                self._count_foreign(event.invocationId, context.traceId, path, line)
+            else:
+                self._take_whole(item, path, line)
             return
         lean_body = None
         if kind in _BODY_NEEDED:
@@ -366,10 +373,7 @@ class ModelBuilder:
         span_id: str | None, body: dict[str, Any] | None, event: dict[str, Any] | None, path: str,
         line: int,
     ) -> None:
-        """Place one well-formed event in its invocation (or queue it); count another share's."""
-        if self.share is not None and not self.owns(trace_id):
-            self._count_foreign(invocation_id, trace_id, path, line)
-            return
+        """Place one well-formed event of this share in its invocation (or queue it)."""
         if timestamp is not None:
             # A million events carry a few tens of thousands of distinct stamps: keep one copy.
             timestamp = self._stamps.setdefault(timestamp, timestamp)
