@@ -51,7 +51,7 @@ Examples:
   tracetree build events.jsonl --partial                          # some workers had no tail consumer
   workerd test --predictable my.wd-test 2>&1 | tracetree build -  # straight from workerd's output
   tracetree build events.jsonl --format html -o trace.html        # a page to open in a browser
-  tracetree build big.jsonl --format links -j 1                   # links in one process: least memory
+  tracetree build big.jsonl --format links -j 4                   # links in 4 processes
 
 \b
 Every link carries a resolution label:
