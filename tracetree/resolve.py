@@ -40,7 +40,6 @@ W_RESUMED = -2.0
 MARGIN = 2.0
 _TIE = 1e-3  # tie-breakers stay far below any evidence weight
 _FORBIDDEN = -1e9  # an edge that does not exist, in the assignment matrix
-_UNKNOWN = object()
 
 _OPEN_AT_ONSET = Evidence("open-at-onset", "span still open at the callee's onset", W_OPEN_AT_ONSET)
 _CLOSED_BEFORE = Evidence("closed-before-onset", "span closed before the callee's onset", W_CLOSED_BEFORE)
@@ -81,31 +80,39 @@ class TraceEvidence:
         return missing
 
 
+_NEVER = float("-inf")  # no informative stamp yet: below any, so max() needs no test for None
+
+
 @dataclass(slots=True)
 class _Timing:
     """Per invocation: sorted sequences and the running maximum of informative stamps."""
 
     sequences: list[int]
-    floor: list[float | None]  # floor[k]: latest informative stamp at or before sequences[k]
+    floor: list[float]  # floor[k]: latest informative stamp at or before sequences[k], or _NEVER
     positions: list[int]  # input position of the event with sequences[k]
 
     @classmethod
     def of(cls, invocation: Invocation) -> _Timing:
         stamps = invocation.stamps
-        floor: list[float | None] = []
-        best: float | None = None
-        for _, stamp, _ in stamps:
-            if stamp is not None:
-                value = millis(stamp)
-                if value is not None and (best is None or value > best):
-                    best = value
-            floor.append(best)
-        return cls([sequence for sequence, _, _ in stamps], floor, [position for _, _, position in stamps])
+        values = (_NEVER if value is None else value for value in (millis(stamp) for _, stamp, _ in stamps))
+        return cls([sequence for sequence, _, _ in stamps], list(itertools.accumulate(values, max)),
+                   [position for _, _, position in stamps])
 
-    def opened_no_earlier_than(self, span: Span) -> float | None:
-        """A lower bound on when the span opened: the latest stamp of anything before it."""
-        k = bisect.bisect_right(self.sequences, span.open_sequence) - 1
-        return self.floor[k] if k >= 0 else None
+    def of_span(self, span: Span) -> _SpanTiming:
+        k = bisect.bisect_right(self.sequences, span.open_sequence)
+        opened = self.floor[k - 1] if k else _NEVER
+        return _SpanTiming(None if opened == _NEVER else opened, millis(span.close_time),
+                           self.positions[k] if k < len(self.positions) else None)
+
+
+@dataclass(frozen=True, slots=True)
+class _SpanTiming:
+    """What a candidate span's own invocation says about when it ran: read once per span, as in
+    a trace of colliding ids one span is weighed for many callees."""
+
+    opened: float | None  # a lower bound on when it opened: the latest stamp of anything before it
+    closed: float | None  # ms, where the clock says something
+    resumed: int | None  # input position of its invocation's next event after the spanOpen
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,6 +148,24 @@ class _Child:
     candidates: list[Candidate] = field(default_factory=list)
     later: int = 0  # owners created after the callee: ruled out, not weighed
     pruned: dict[str, list[Evidence]] = field(default_factory=dict)  # invocation id → late evidence
+    # How many candidates are neither excluded nor pruned: asked after every prune, and
+    # counting them anew each time was quadratic in a trace of thousands of colliding callees.
+    alive: int = field(init=False)
+    _by_owner: dict[str, int] | None = field(init=False, default=None)  # invocation id → index
+
+    def __post_init__(self) -> None:
+        self.alive = sum(1 for c in self.candidates if not c.excluded)
+
+    def prune(self, candidate: Candidate, late: list[Evidence]) -> None:
+        self.pruned[candidate.invocation_id] = late
+        self.alive -= 1
+
+    def in_owners(self, owners: set[str]) -> list[Candidate]:
+        """The candidates in these invocations (one span each at most), in candidate order."""
+        if self._by_owner is None:
+            self._by_owner = {c.invocation_id: n for n, c in enumerate(self.candidates)}
+        index = self._by_owner
+        return [self.candidates[n] for n in sorted(index[owner] for owner in owners if owner in index)]
 
     def all_candidates(self) -> tuple[Candidate, ...]:
         """The candidates with what propagation learned about them appended."""
@@ -293,14 +318,15 @@ class _Resolver:
         self.contradicted = False
         self.evidence, self.ranks = trace_evidence(trace)
         self._names: dict[tuple[str, str, bool], Evidence | None] = {}
-        self._opened: dict[int, Any] = {}  # id(span) → lower bound on its open time
         self._timings: dict[str, _Timing] = {}  # built on first use: most owners never need one
+        self._span_timings: dict[int, _SpanTiming] = {}  # by id(span)
         self.links: dict[str, Link] = {}
         self.children: dict[str, _Child] = {}
         self.settled: dict[str, tuple[Candidate, Resolution]] = {}
         self._settled_by_owner: dict[str, list[tuple[str, Candidate]]] = {}
         self._callees: dict[str, list[str]] = {}  # settled links, caller → callees
         self._orders: tuple[dict[str, float], Callable[[Invocation, Span], float]] | None = None
+        self._span_orders: dict[int, float] = {}  # by id(span)
 
     # -- pass 1: candidates and their evidence ---------------------------------------------
     def run(self) -> dict[str, Link]:
@@ -308,6 +334,7 @@ class _Resolver:
         # (the sort is stable, so dropping the callee afterwards gives the same order).
         owners = {span_id: sorted(found, key=self._creation_key) if len(found) > 1 else found
                   for span_id, found in _owners(self.trace).items()}
+        owner_ranks: dict[str, list[int]] = {}  # span id → its owners' creation ranks, in that order
         for invocation in self.trace.invocations.values():
             trigger = invocation.trigger_span_id
             key = invocation.invocation_id
@@ -318,29 +345,38 @@ class _Resolver:
                     "the onset is missing from the input",
                 )
                 continue
-            found = [inv for inv in owners.get(trigger, ()) if inv is not invocation]
-            if not found:
+            everyone = owners.get(trigger, [])
+            # The callee itself is among them where it numbers its own spans alike.
+            count = len(everyone) - (trigger in invocation.spans)
+            if not count:
                 self.links[key] = Link(
                     key, self.trace.trace_id, None, None, Resolution.ORPHAN,
                     reason=f"no other invocation of the trace owns span {trigger}",
                 )
                 continue
-            child = _Child(invocation, trigger)
             callee = _Callee.of(invocation)
-            if len(found) == 1 and not looks_sequential(trigger):
+            if count == 1 and not looks_sequential(trigger):
                 # A random 64-bit id has one owner in the whole world: nothing to weigh.
-                child.candidates = [self._candidate(callee, found[0])]
+                [owner] = [inv for inv in everyone if inv is not invocation]
+                child = _Child(invocation, trigger, [self._candidate(callee, owner)])
                 self._settle(child, child.candidates[0], Resolution.EXACT,
                              "the only owner of a random span id")
                 continue
             rank = self.ranks.get(key)
+            later = 0
             if rank is not None:
                 # Creation order alone rules out owners created after the callee: they are
                 # counted, not weighed (in a large trace most owners of a sequential id).
-                earlier = [owner for owner in found if self.ranks.get(owner.invocation_id, -1) < rank]
-                child.later = len(found) - len(earlier)
-                found = earlier
-            child.candidates = [self._candidate(callee, owner) for owner in found]
+                # Where the callee has a rank every invocation has one, and it leads the
+                # creation key, so the earlier owners are a prefix: found by bisection.
+                ranks = owner_ranks.get(trigger)
+                if ranks is None:
+                    ranks = owner_ranks[trigger] = [self.ranks[inv.invocation_id] for inv in everyone]
+                found = everyone[:bisect.bisect_left(ranks, rank)]
+                later = count - len(found)
+            else:
+                found = [inv for inv in everyone if inv is not invocation]
+            child = _Child(invocation, trigger, [self._candidate(callee, owner) for owner in found], later)
             self.children[key] = child
         if self.use_order and not self._order_consistent():
             self.contradicted = True
@@ -364,21 +400,28 @@ class _Resolver:
         span = owner.spans[child.trigger]
         facts: list[Evidence] = []
         onset = child.onset
-        # A span of an early invocation is weighed for many callees: its bound is kept.
-        opened = self._opened.get(id(span), _UNKNOWN)
-        if opened is _UNKNOWN:
-            opened = self._opened[id(span)] = self._timing(owner).opened_no_earlier_than(span)
+        timing = self._span_timings.get(id(span))
+        if timing is None:
+            timing = self._span_timings[id(span)] = self._timing(owner).of_span(span)
+        opened = timing.opened
         if opened is not None and onset is not None and opened > onset:
             # Ruled out: the soft evidence would change nothing, and is the costly part.
             return Candidate(owner.invocation_id, span.span_id, span.name, (Evidence(
                 "opened-after-onset", f"span opened after the callee's onset (by {opened - onset:g} ms)",
                 excludes=True),))
-        closed = millis(span.close_time)
+        closed = timing.closed
         if closed is not None and onset is not None:
             facts.append(_CLOSED_BEFORE if closed < onset else _OPEN_AT_ONSET)
         top_level = span.parent_span_id is None
         if self.evidence.arrival_order and child.position is not None and not top_level:
-            facts.extend(self._arrival_evidence(owner, span, child.position))
+            # What arrival order says. A dispatch span's close, and the caller's next event
+            # after the spanOpen, arrive after the callee's onset in every real capture; the
+            # spanOpen itself may come either side (real workerd delivers it after), so it is
+            # not used.
+            if span.close_position is not None and span.close_position < child.position:
+                facts.append(_CLOSED_BEFORE_ARRIVAL)
+            if timing.resumed is not None and timing.resumed < child.position:
+                facts.append(_RESUMED_BEFORE_ONSET)
         name_fact = self._name_evidence(child.trigger_type, span.name, top_level)
         if name_fact is not None:
             facts.append(name_fact)
@@ -407,19 +450,6 @@ class _Resolver:
             timing = self._timings[invocation.invocation_id] = _Timing.of(invocation)
         return timing
 
-    def _arrival_evidence(self, owner: Invocation, span: Span, onset_position: int) -> list[Evidence]:
-        """What arrival order says. A dispatch span's close, and the caller's next event after
-        the spanOpen, arrive after the callee's onset in every real capture; the spanOpen itself
-        may come either side (real workerd delivers it after), so it is not used."""
-        facts = []
-        if span.close_position is not None and span.close_position < onset_position:
-            facts.append(_CLOSED_BEFORE_ARRIVAL)
-        timing = self._timing(owner)
-        k = bisect.bisect_right(timing.sequences, span.open_sequence)
-        if k < len(timing.sequences) and timing.positions[k] < onset_position:
-            facts.append(_RESUMED_BEFORE_ONSET)
-        return facts
-
     def _fits(self, child: _Child, candidate: Candidate) -> bool:
         """Whether a lone candidate is proof: its span fits the trigger and nothing speaks against."""
         names = {item.rule for item in candidate.evidence}
@@ -436,32 +466,29 @@ class _Resolver:
             child.all_candidates(), reason, child.later,
         )
 
-    def _ancestors(self, key: str) -> set[str]:
-        seen: set[str] = set()
-        while key in self.links and self.links[key].parent_invocation_id and key not in seen:
-            seen.add(key)
-            key = self.links[key].parent_invocation_id or ""
-        seen.add(key)
-        return seen
-
     def _propagate(self) -> None:
         # A worklist: settling a link can only prune the callees that share an owner with it,
         # so only those are looked at again (a full rescan per settlement is quadratic).
+        # Each queued child also keeps the owners whose settled callees changed since it was
+        # last pruned: only its candidates in those can have become impossible (None: weigh
+        # all). Rescanning every candidate was quadratic where thousands share a span id.
         watchers: dict[str, list[_Child]] = {}
         for child in self.children.values():
             for candidate in child.candidates:
                 watchers.setdefault(candidate.invocation_id, []).append(child)
         work = list(self.children.values())
-        queued = {id(child) for child in work}
+        queued: dict[int, set[str] | None] = {id(child): None for child in work}
         while work:
             child = work.pop()
-            queued.discard(id(child))
+            changed = queued.pop(id(child))
             key = child.invocation.invocation_id
             if key in self.settled:
                 continue
-            self._prune(child)
+            self._prune(child, child.candidates if changed is None else child.in_owners(changed))
+            if child.alive != 1:
+                continue
             viable = child.viable()
-            if len(viable) != 1 or not self._fits(child, viable[0]):
+            if not self._fits(child, viable[0]):
                 continue
             ruled_out = len(child.candidates) - 1 + child.later
             if ruled_out == 0:
@@ -476,9 +503,13 @@ class _Resolver:
             # order), or in anything below the settled callee (ancestry).
             for owner in self._subtree(key) | {viable[0].invocation_id}:
                 for other in watchers.get(owner, ()):
-                    if id(other) not in queued and other.invocation.invocation_id not in self.settled:
+                    if id(other) in queued:
+                        changed = queued[id(other)]
+                        if changed is not None:
+                            changed.add(owner)
+                    elif other.invocation.invocation_id not in self.settled:
                         work.append(other)
-                        queued.add(id(other))
+                        queued[id(other)] = {owner}
 
     def _subtree(self, key: str) -> set[str]:
         below = {key}
@@ -491,15 +522,18 @@ class _Resolver:
                     frontier.append(child_key)
         return below
 
-    def _prune(self, child: _Child) -> None:
-        """Rule out candidates that settled links make impossible."""
+    def _prune(self, child: _Child, candidates: list[Candidate]) -> None:
+        """Rule out those of the child's candidates that settled links make impossible."""
         key = child.invocation.invocation_id
         rank = self.ranks.get(key)
-        for candidate in child.candidates:
-            if candidate.excluded or child.pruned.get(candidate.invocation_id):
+        below: set[str] | None = None  # the child and its settled callees, theirs…: read once
+        for candidate in candidates:
+            if candidate.excluded or candidate.invocation_id in child.pruned:
                 continue
             late: list[Evidence] = []
-            if key in self._ancestors(candidate.invocation_id):
+            if below is None:
+                below = self._subtree(key)
+            if candidate.invocation_id in below:
                 late.append(Evidence("descendant", "a descendant of the callee (would be a cycle)",
                                      excludes=True))
             owner = self.trace.invocations[candidate.invocation_id]
@@ -520,7 +554,7 @@ class _Resolver:
                             excludes=True))
                         break
             if late:
-                child.pruned[candidate.invocation_id] = late
+                child.prune(candidate, late)
 
     # -- pass 3: assignment ----------------------------------------------------------------
     def _assign(self) -> None:
@@ -539,7 +573,8 @@ class _Resolver:
             key = child.invocation.invocation_id
             choices = options[key] = []
             for candidate in child.viable():
-                span = self.trace.invocations[candidate.invocation_id].spans[candidate.span_id]
+                owner = self.trace.invocations[candidate.invocation_id]
+                span = owner.spans[candidate.span_id]
                 if span.top_level:
                     # Top-level spans may wake many callees (hibernation): a slot per callee.
                     slot: tuple[str, ...] = ("top", key, candidate.invocation_id)
@@ -548,13 +583,13 @@ class _Resolver:
                         continue
                     slot = ("span", candidate.invocation_id, candidate.span_id)
                     sharing.setdefault(slot, []).append(key)
-                weight = 100.0 + candidate.score + _TIE * self._nearness(child, candidate)
+                weight = 100.0 + candidate.score + _TIE * self._nearness(child, owner, span)
                 choices.append((slot, candidate, weight))
         for keys in _groups(options, sharing):
             keys.sort(key=lambda k: self._creation_key(self.children[k].invocation))  # deterministic
             self._assign_group(keys, options)
 
-    def _nearness(self, child: _Child, candidate: Candidate) -> float:
+    def _nearness(self, child: _Child, owner: Invocation, span: Span) -> float:
         """In [0, 1]: a tie-breaker that pairs callees and dispatch spans in the same order.
 
         Summed over a matching, order(callee) × order(span) is largest when the pairs do not
@@ -566,9 +601,11 @@ class _Resolver:
         if self._orders is None:
             self._orders = self._tie_orders()
         invocation_order, span_order = self._orders
-        owner = self.trace.invocations[candidate.invocation_id]
-        span = owner.spans[candidate.span_id]
-        return invocation_order[child.invocation.invocation_id] * span_order(owner, span)
+        # A dispatch span is weighed for every callee that may take it: its order is kept.
+        order = self._span_orders.get(id(span))
+        if order is None:
+            order = self._span_orders[id(span)] = span_order(owner, span)
+        return invocation_order[child.invocation.invocation_id] * order
 
     def _creation_key(self, inv: Invocation) -> tuple:
         """Creation order as far as the trace shows it, then the id: never the order of a file
@@ -604,11 +641,13 @@ class _Resolver:
         """Best total weight, one callee per dispatch span; each link's label from its margin:
         how much the best arrangement loses if this link is forbidden."""
         slots: dict[tuple[str, ...], int] = {}
-        for key in keys:
-            for slot, _, _ in options[key]:
-                slots.setdefault(slot, len(slots))
-        weights = {(row, slots[slot]): weight
-                   for row, key in enumerate(keys) for slot, _, weight in options[key]}
+        weights: dict[tuple[int, int], float] = {}
+        edges: dict[tuple[int, int], Candidate] = {}  # a row's candidates have distinct slots
+        for row, key in enumerate(keys):
+            for slot, candidate, weight in options[key]:
+                edge = (row, slots.setdefault(slot, len(slots)))
+                weights[edge] = weight
+                edges[edge] = candidate
         problem = _Assignment(len(keys), len(slots), weights)
         total, assigned = problem.solve()
         for row, key in enumerate(keys):
@@ -623,8 +662,8 @@ class _Resolver:
                 else:
                     self._settle_orphan(child)
                 continue
-            chosen = next(c for slot, c, _ in options[key] if slots[slot] == column)
-            if len(options[key]) == 1 and len(child.viable()) == 1:
+            chosen = edges[(row, column)]
+            if len(options[key]) == 1 and child.alive == 1:
                 resolution = Resolution.HEURISTIC if self._fits(child, chosen) else Resolution.AMBIGUOUS
                 reason = ("one candidate left, but its span does not clearly fit the trigger"
                           if resolution is Resolution.AMBIGUOUS else
@@ -657,9 +696,11 @@ class _Resolver:
         per caller, callees created later hang under spans opened later."""
         pinned: dict[str, list[tuple[int, int]]] = {}
         for key, child in self.children.items():
-            viable = child.viable()
             rank = self.ranks.get(key)
-            if rank is None or len(viable) != 1 or not self._fits(child, viable[0]):
+            if rank is None or child.alive != 1:
+                continue
+            viable = child.viable()
+            if not self._fits(child, viable[0]):
                 continue
             span = self.trace.invocations[viable[0].invocation_id].spans[viable[0].span_id]
             if not span.top_level:
@@ -803,11 +844,15 @@ class _Assignment:
         finally:
             if forbid is not None:
                 matrix[forbid] = saved
-        assigned = {
-            int(row): int(column) for row, column in zip(row_index, column_index, strict=True)
-            if column < self.columns and matrix[row, column] > _FORBIDDEN and (row, column) != forbid
-        }
-        total = float(sum(matrix[row, column] for row, column in assigned.items()))
+        # Read back as Python numbers in one go (indexing numpy one scalar at a time cost more
+        # than the solve on large groups); summed in row order, one by one, as floats.
+        values = matrix[row_index, column_index].tolist()
+        assigned: dict[int, int] = {}
+        total = 0.0
+        for row, column, value in zip(row_index.tolist(), column_index.tolist(), values, strict=True):
+            if column < self.columns and value > _FORBIDDEN and (row, column) != forbid:
+                assigned[row] = column
+                total += value
         return total, assigned
 
     def _weight_matrix(self) -> Any:
