@@ -14,6 +14,7 @@ parallel, or on another machine. Three passes, in the spirit of Zipkin's SpanNod
 from __future__ import annotations
 
 import bisect
+import functools
 import itertools
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
@@ -93,10 +94,11 @@ class _Timing:
 
     @classmethod
     def of(cls, invocation: Invocation) -> _Timing:
-        stamps = invocation.stamps
-        values = (_NEVER if value is None else value for value in (millis(stamp) for _, stamp, _ in stamps))
-        return cls([sequence for sequence, _, _ in stamps], list(itertools.accumulate(values, max)),
-                   [position for _, _, position in stamps])
+        if not invocation.stamps:
+            return cls([], [], [])
+        sequences, stamps, positions = zip(*invocation.stamps, strict=True)
+        values = [_NEVER if value is None else value for value in map(millis, stamps)]
+        return cls(list(sequences), list(itertools.accumulate(values, max)), list(positions))
 
     def of_span(self, span: Span) -> _SpanTiming:
         k = bisect.bisect_right(self.sequences, span.open_sequence)
@@ -105,7 +107,7 @@ class _Timing:
                            self.positions[k] if k < len(self.positions) else None)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class _SpanTiming:
     """What a candidate span's own invocation says about when it ran: read once per span, as in
     a trace of colliding ids one span is weighed for many callees."""
@@ -115,7 +117,7 @@ class _SpanTiming:
     resumed: int | None  # input position of its invocation's next event after the spanOpen
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class _Callee:
     """What the candidates of one callee are weighed against, read once."""
 
@@ -189,6 +191,7 @@ def _counter(invocation_id: str) -> int | None:
     return high if high == low and high < _SEQUENTIAL_LIMIT else None
 
 
+@functools.lru_cache(maxsize=1 << 12)  # sequential ids repeat in every invocation of a trace
 def looks_sequential(span_id: str) -> bool:
     try:
         return int(span_id, 16) < _SEQUENTIAL_LIMIT
@@ -216,8 +219,9 @@ def trace_evidence(trace: Trace) -> tuple[TraceEvidence, dict[str, int]]:
         }
     else:
         order = "none"
-    span_ids = [sid for inv in invocations for sid, span in inv.spans.items() if not span.top_level]
-    sequential = bool(span_ids) and all(looks_sequential(sid) for sid in span_ids)
+    span_ids = [sid for inv in invocations for sid, span in inv.spans.items()
+                if span.parent_span_id is not None]  # not top-level
+    sequential = bool(span_ids) and all(map(looks_sequential, span_ids))
     return TraceEvidence(order, arrival, sequential, _two_stamps(invocations)), ranks
 
 
@@ -255,19 +259,21 @@ def resolve_trace(trace: Trace, options: ResolveOptions = DEFAULT_OPTIONS) -> di
 
 
 def resolve_with_evidence(
-    trace: Trace, options: ResolveOptions = DEFAULT_OPTIONS
+    trace: Trace, options: ResolveOptions = DEFAULT_OPTIONS, *, keep_candidates: bool = True
 ) -> tuple[dict[str, Link], TraceEvidence, dict[str, int]]:
-    """resolve_trace, and the trace's ordering evidence and creation ranks it used."""
+    """resolve_trace, and the trace's ordering evidence and creation ranks it used. Without
+    `keep_candidates` the links hold the same decisions, but their candidates only as a
+    count (`Link.without_candidates`)."""
     if options.naive:
         evidence, ranks = trace_evidence(trace)
         return _resolve_naive(trace), evidence, ranks
-    resolver = _Resolver(trace, options)
+    resolver = _Resolver(trace, options, keep_candidates=keep_candidates)
     links = resolver.run()
     if resolver.contradicted:
         # Dispatch order contradicted itself: some caller is missing (a partial capture), and
         # pruning by order would depend on which link happened to settle first. Resolve again
         # without it; the result is then capped as on any partial capture.
-        resolver = _Resolver(trace, options, use_order=False)
+        resolver = _Resolver(trace, options, use_order=False, keep_candidates=keep_candidates)
         links = resolver.run()
     return links, resolver.evidence, resolver.ranks
 
@@ -310,9 +316,14 @@ def _resolve_naive(trace: Trace) -> dict[str, Link]:
 
 
 class _Resolver:
-    def __init__(self, trace: Trace, options: ResolveOptions, *, use_order: bool = True) -> None:
+    def __init__(
+        self, trace: Trace, options: ResolveOptions, *, use_order: bool = True, keep_candidates: bool = True
+    ) -> None:
         self.trace = trace
         self.options = options
+        # Whether links keep their candidates' evidence, or only count them: the decisions
+        # read the candidates here, never from the links.
+        self.keep_candidates = keep_candidates
         # Whether settled links prune their siblings by dispatch order; off after a contradiction.
         self.use_order = use_order
         self.contradicted = False
@@ -383,9 +394,9 @@ class _Resolver:
             return self.links
         self._propagate()
         if self.use_order and any(
-            link.resolution is Resolution.ORPHAN and any(
-                item.rule == "dispatch-order" for c in link.candidates for item in c.evidence)
-            for link in self.links.values()
+            key in self.links and self.links[key].resolution is Resolution.ORPHAN and any(
+                item.rule == "dispatch-order" for late in child.pruned.values() for item in late)
+            for key, child in self.children.items()
         ):
             self.contradicted = True
             return self.links
@@ -422,7 +433,8 @@ class _Resolver:
                 facts.append(_CLOSED_BEFORE_ARRIVAL)
             if timing.resumed is not None and timing.resumed < child.position:
                 facts.append(_RESUMED_BEFORE_ONSET)
-        name_fact = self._name_evidence(child.trigger_type, span.name, top_level)
+        name_key = (child.trigger_type, span.name, top_level)
+        name_fact = self._names[name_key] if name_key in self._names else self._name_evidence(*name_key)
         if name_fact is not None:
             facts.append(name_fact)
         if span.attributes and child.ties:
@@ -431,9 +443,6 @@ class _Resolver:
 
     def _name_evidence(self, trigger_type: str, name: str, top_level: bool) -> Evidence | None:
         """Whether the span's name fits the trigger, from the dispatch table; one object per pair."""
-        key = (trigger_type, name, top_level)
-        if key in self._names:
-            return self._names[key]
         fits = self.options.dispatch.fits(trigger_type, name, top_level)
         shown = "top-level span" if top_level else f"'{name}' span"
         fact = None if fits is None else (
@@ -441,7 +450,7 @@ class _Resolver:
             if fits else
             Evidence("name-misfits", f"a {shown} does not dispatch {trigger_type} invocations",
                      W_NAME_MISFITS))
-        self._names[key] = fact
+        self._names[(trigger_type, name, top_level)] = fact
         return fact
 
     def _timing(self, invocation: Invocation) -> _Timing:
@@ -461,10 +470,17 @@ class _Resolver:
         self.settled[key] = (candidate, resolution)
         self._settled_by_owner.setdefault(candidate.invocation_id, []).append((key, candidate))
         self._callees.setdefault(candidate.invocation_id, []).append(key)
-        self.links[key] = Link(
-            key, self.trace.trace_id, candidate.invocation_id, candidate.span_id, resolution,
-            child.all_candidates(), reason, child.later,
-        )
+        self.links[key] = self._link(
+            child, candidate.invocation_id, candidate.span_id, resolution, reason)
+
+    def _link(
+        self, child: _Child, caller: str | None, span_id: str | None, resolution: Resolution, reason: str
+    ) -> Link:
+        if self.keep_candidates:
+            return Link(child.invocation.invocation_id, self.trace.trace_id, caller, span_id, resolution,
+                        child.all_candidates(), reason, child.later)
+        return Link(child.invocation.invocation_id, self.trace.trace_id, caller, span_id, resolution,
+                    (), reason, child.later, unkept=len(child.candidates))
 
     def _propagate(self) -> None:
         # A worklist: settling a link can only prune the callees that share an owner with it,
@@ -620,7 +636,7 @@ class _Resolver:
         invocations = list(self.trace.invocations.values())
         count = float(len(invocations))
         if self.evidence.arrival_order:
-            ordinals = sorted(position for inv in invocations for _, _, position in inv.stamps)
+            ordinals = sorted([position for inv in invocations for _, _, position in inv.stamps])
             scale = float(len(ordinals) or 1)
             by_arrival = {
                 inv.invocation_id: bisect.bisect_left(ordinals, inv.onset_position or inv.position) / scale
@@ -734,10 +750,9 @@ class _Resolver:
 
     def _settle_orphan(self, child: _Child) -> None:
         key = child.invocation.invocation_id
-        self.links[key] = Link(
-            key, self.trace.trace_id, None, None, Resolution.ORPHAN, child.all_candidates(),
+        self.links[key] = self._link(
+            child, None, None, Resolution.ORPHAN,
             f"all {len(child.candidates) + child.later} owners of span {child.trigger} are ruled out",
-            child.later,
         )
 
     def _break_cycles(self) -> None:
@@ -761,7 +776,7 @@ class _Resolver:
                 link = self.links[weakest]
                 self.links[weakest] = Link(
                     link.invocation_id, link.trace_id, None, None, Resolution.ORPHAN, link.candidates,
-                    "every remaining choice would make a cycle of callers", link.later_owners,
+                    "every remaining choice would make a cycle of callers", link.later_owners, link.unkept,
                 )
             for visited in path:
                 state[visited] = 2
@@ -859,12 +874,13 @@ class _Assignment:
         if self._matrix is None:
             import numpy as np  # imported here: most inputs never need more than one row
 
-            # One private "unmatched" column per row, worth 0; missing edges are forbidden.
-            matrix = np.full((self.rows, self.columns + self.rows), _FORBIDDEN)
-            if self.weights:
-                keys = np.array(list(self.weights), dtype=np.intp)
-                matrix[keys[:, 0], keys[:, 1]] = np.fromiter(self.weights.values(), float, len(self.weights))
-            matrix[np.arange(self.rows), self.columns + np.arange(self.rows)] = 0.0
+            # One private "unmatched" column per row, worth 0; missing edges are forbidden. Filled
+            # through a flat view: most groups are tiny, and numpy's per-call cost dominated.
+            width = self.columns + self.rows
+            matrix = np.full((self.rows, width), _FORBIDDEN)
+            flat = matrix.ravel()
+            flat[[row * width + column for row, column in self.weights]] = list(self.weights.values())
+            flat[self.columns::width + 1] = 0.0  # (row, columns + row), every row
             self._matrix = matrix
         return self._matrix
 
