@@ -369,7 +369,7 @@ class _Resolver:
             if count == 1 and not looks_sequential(trigger):
                 # A random 64-bit id has one owner in the whole world: nothing to weigh.
                 [owner] = [inv for inv in everyone if inv is not invocation]
-                child = _Child(invocation, trigger, [self._candidate(callee, owner)])
+                child = _Child(invocation, trigger, self._candidates(callee, [owner]))
                 self._settle(child, child.candidates[0], Resolution.EXACT,
                              "the only owner of a random span id")
                 continue
@@ -387,7 +387,7 @@ class _Resolver:
                 later = count - len(found)
             else:
                 found = [inv for inv in everyone if inv is not invocation]
-            child = _Child(invocation, trigger, [self._candidate(callee, owner) for owner in found], later)
+            child = _Child(invocation, trigger, self._candidates(callee, found), later)
             self.children[key] = child
         if self.use_order and not self._order_consistent():
             self.contradicted = True
@@ -407,39 +407,48 @@ class _Resolver:
             self._break_cycles()
         return self.links
 
-    def _candidate(self, child: _Callee, owner: Invocation) -> Candidate:
-        span = owner.spans[child.trigger]
-        facts: list[Evidence] = []
-        onset = child.onset
-        timing = self._span_timings.get(id(span))
-        if timing is None:
-            timing = self._span_timings[id(span)] = self._timing(owner).of_span(span)
-        opened = timing.opened
-        if opened is not None and onset is not None and opened > onset:
-            # Ruled out: the soft evidence would change nothing, and is the costly part.
-            return Candidate(owner.invocation_id, span.span_id, span.name, (Evidence(
-                "opened-after-onset", f"span opened after the callee's onset (by {opened - onset:g} ms)",
-                excludes=True),))
-        closed = timing.closed
-        if closed is not None and onset is not None:
-            facts.append(_CLOSED_BEFORE if closed < onset else _OPEN_AT_ONSET)
-        top_level = span.parent_span_id is None
-        if self.evidence.arrival_order and child.position is not None and not top_level:
-            # What arrival order says. A dispatch span's close, and the caller's next event
-            # after the spanOpen, arrive after the callee's onset in every real capture; the
-            # spanOpen itself may come either side (real workerd delivers it after), so it is
-            # not used.
-            if span.close_position is not None and span.close_position < child.position:
-                facts.append(_CLOSED_BEFORE_ARRIVAL)
-            if timing.resumed is not None and timing.resumed < child.position:
-                facts.append(_RESUMED_BEFORE_ONSET)
-        name_key = (child.trigger_type, span.name, top_level)
-        name_fact = self._names[name_key] if name_key in self._names else self._name_evidence(*name_key)
-        if name_fact is not None:
-            facts.append(name_fact)
-        if span.attributes and child.ties:
-            facts.extend(_attribute_evidence(child.ties, span))
-        return Candidate(owner.invocation_id, span.span_id, span.name, tuple(facts))
+    def _candidates(self, child: _Callee, owners: list[Invocation]) -> list[Candidate]:
+        """Each owner's span with the evidence for and against it. One loop per callee: where
+        span ids collide this runs for every pair of invocations, so what depends on the
+        callee alone is read once, and what depends on the span alone is kept across callees."""
+        onset, position, ties = child.onset, child.position, child.ties
+        arrival = self.evidence.arrival_order and position is not None
+        span_timings, names = self._span_timings, self._names
+        candidates = []
+        for owner in owners:
+            span = owner.spans[child.trigger]
+            timing = span_timings.get(id(span))
+            if timing is None:
+                timing = span_timings[id(span)] = self._timing(owner).of_span(span)
+            opened = timing.opened
+            if opened is not None and onset is not None and opened > onset:
+                # Ruled out: the soft evidence would change nothing, and is the costly part.
+                candidates.append(Candidate(owner.invocation_id, span.span_id, span.name, (Evidence(
+                    "opened-after-onset", f"span opened after the callee's onset (by {opened - onset:g} ms)",
+                    excludes=True),)))
+                continue
+            facts: list[Evidence] = []
+            closed = timing.closed
+            if closed is not None and onset is not None:
+                facts.append(_CLOSED_BEFORE if closed < onset else _OPEN_AT_ONSET)
+            top_level = span.parent_span_id is None
+            if arrival and not top_level:
+                # What arrival order says. A dispatch span's close, and the caller's next event
+                # after the spanOpen, arrive after the callee's onset in every real capture;
+                # the spanOpen itself may come either side (real workerd delivers it after),
+                # so it is not used.
+                if span.close_position is not None and span.close_position < position:
+                    facts.append(_CLOSED_BEFORE_ARRIVAL)
+                if timing.resumed is not None and timing.resumed < position:
+                    facts.append(_RESUMED_BEFORE_ONSET)
+            name_key = (child.trigger_type, span.name, top_level)
+            name_fact = names[name_key] if name_key in names else self._name_evidence(*name_key)
+            if name_fact is not None:
+                facts.append(name_fact)
+            if ties and span.attributes:
+                facts.extend(_attribute_evidence(ties, span))
+            candidates.append(Candidate(owner.invocation_id, span.span_id, span.name, tuple(facts)))
+        return candidates
 
     def _name_evidence(self, trigger_type: str, name: str, top_level: bool) -> Evidence | None:
         """Whether the span's name fits the trigger, from the dispatch table; one object per pair."""
@@ -588,6 +597,7 @@ class _Resolver:
         for child in open_children:
             key = child.invocation.invocation_id
             choices = options[key] = []
+            order = self._invocation_order(key)
             for candidate in child.viable():
                 owner = self.trace.invocations[candidate.invocation_id]
                 span = owner.spans[candidate.span_id]
@@ -599,14 +609,15 @@ class _Resolver:
                         continue
                     slot = ("span", candidate.invocation_id, candidate.span_id)
                     sharing.setdefault(slot, []).append(key)
-                weight = 100.0 + candidate.score + _TIE * self._nearness(child, owner, span)
+                weight = 100.0 + candidate.score + _TIE * (order * self._span_order(owner, span))
                 choices.append((slot, candidate, weight))
         for keys in _groups(options, sharing):
             keys.sort(key=lambda k: self._creation_key(self.children[k].invocation))  # deterministic
             self._assign_group(keys, options)
 
-    def _nearness(self, child: _Child, owner: Invocation, span: Span) -> float:
-        """In [0, 1]: a tie-breaker that pairs callees and dispatch spans in the same order.
+    def _invocation_order(self, key: str) -> float:
+        """The callee's half of a tie-breaker, order(callee) × order(span) in [0, 1], that
+        pairs callees and dispatch spans in the same order.
 
         Summed over a matching, order(callee) × order(span) is largest when the pairs do not
         cross (the rearrangement inequality), so among equally good arrangements the one where
@@ -616,12 +627,16 @@ class _Resolver:
         order of a sorted file."""
         if self._orders is None:
             self._orders = self._tie_orders()
-        invocation_order, span_order = self._orders
+        return self._orders[0][key]
+
+    def _span_order(self, owner: Invocation, span: Span) -> float:
         # A dispatch span is weighed for every callee that may take it: its order is kept.
         order = self._span_orders.get(id(span))
         if order is None:
-            order = self._span_orders[id(span)] = span_order(owner, span)
-        return invocation_order[child.invocation.invocation_id] * order
+            if self._orders is None:
+                self._orders = self._tie_orders()
+            order = self._span_orders[id(span)] = self._orders[1](owner, span)
+        return order
 
     def _creation_key(self, inv: Invocation) -> tuple:
         """Creation order as far as the trace shows it, then the id: never the order of a file
