@@ -81,28 +81,28 @@ class TraceEvidence:
         return missing
 
 
-_NEVER = float("-inf")  # no informative stamp yet: below any, so max() needs no test for None
+_NEVER = float("-inf")  # no informative stamp: below any, so max() needs no test for None
 
 
 @dataclass(slots=True)
 class _Timing:
-    """Per invocation: sorted sequences and the running maximum of informative stamps."""
+    """Per invocation: its stamps in sequence order, in columns."""
 
-    sequences: list[int]
-    floor: list[float]  # floor[k]: latest informative stamp at or before sequences[k], or _NEVER
-    positions: list[int]  # input position of the event with sequences[k]
+    sequences: tuple[int, ...]
+    values: list[float]  # values[k]: the stamp of the event with sequences[k] in ms, or _NEVER
+    positions: tuple[int, ...]  # input position of the event with sequences[k]
 
     @classmethod
     def of(cls, invocation: Invocation) -> _Timing:
         if not invocation.stamps:
-            return cls([], [], [])
+            return cls((), [], ())
         sequences, stamps, positions = zip(*invocation.stamps, strict=True)
         values = [_NEVER if value is None else value for value in map(millis, stamps)]
-        return cls(list(sequences), list(itertools.accumulate(values, max)), list(positions))
+        return cls(sequences, values, positions)
 
     def of_span(self, span: Span) -> _SpanTiming:
         k = bisect.bisect_right(self.sequences, span.open_sequence)
-        opened = self.floor[k - 1] if k else _NEVER
+        opened = max(self.values[:k], default=_NEVER)  # the latest stamp of anything before it
         return _SpanTiming(None if opened == _NEVER else opened, millis(span.close_time),
                            self.positions[k] if k < len(self.positions) else None)
 
@@ -206,11 +206,16 @@ def trace_evidence(trace: Trace) -> tuple[TraceEvidence, dict[str, int]]:
     # whose invocations never interleave is sorted (grouped), and its file order says nothing.
     runs = sorted((inv.position, inv.last_position) for inv in invocations)
     arrival = any(later[0] < earlier[1] for earlier, later in itertools.pairwise(runs))
-    counters = {inv.invocation_id: _counter(inv.invocation_id) for inv in invocations}
+    counters: dict[str, int] = {}
+    for inv in invocations:  # until one id is not a predictable-mode counter
+        counter = _counter(inv.invocation_id)
+        if counter is None:
+            break
+        counters[inv.invocation_id] = counter
     ranks: dict[str, int] = {}
-    if invocations and all(value is not None for value in counters.values()):
+    if invocations and len(counters) == len(invocations):
         order = "counter"
-        ranks = {key: value for key, value in counters.items() if value is not None}
+        ranks = counters
     elif arrival:
         order = "arrival"
         ranks = {
