@@ -100,21 +100,33 @@ class _Timing:
         values = [_NEVER if value is None else value for value in map(millis, stamps)]
         return cls(sequences, values, positions)
 
-    def of_span(self, span: Span) -> _SpanTiming:
+    def facts(self, owner: Invocation, span: Span) -> _SpanFacts:
         k = bisect.bisect_right(self.sequences, span.open_sequence)
         opened = max(self.values[:k], default=_NEVER)  # the latest stamp of anything before it
-        return _SpanTiming(None if opened == _NEVER else opened, millis(span.close_time),
-                           self.positions[k] if k < len(self.positions) else None)
+        return _SpanFacts(
+            owner, span, owner.invocation_id, span.name, span.parent_span_id is None, span.attributes,
+            None if opened == _NEVER else opened, millis(span.close_time), span.close_position,
+            self.positions[k] if k < len(self.positions) else None,
+        )
 
 
 @dataclass(slots=True)
-class _SpanTiming:
-    """What a candidate span's own invocation says about when it ran: read once per span, as in
-    a trace of colliding ids one span is weighed for many callees."""
+class _SpanFacts:
+    """A candidate span and what its invocation says about when it ran, read once per span: in a
+    trace of colliding ids one span is weighed for many callees, and reading it from one object
+    rather than from the model's dicts was much of the cost."""
 
+    owner: Invocation
+    span: Span
+    invocation_id: str
+    name: str
+    top_level: bool
+    attributes: dict[str, Any]
     opened: float | None  # a lower bound on when it opened: the latest stamp of anything before it
     closed: float | None  # ms, where the clock says something
+    close_position: int | None
     resumed: int | None  # input position of its invocation's next event after the spanOpen
+    order: float | None = None  # its tie-breaking order, once the assignment asks (`_span_order`)
 
 
 @dataclass(slots=True)
@@ -149,6 +161,7 @@ class _Child:
     trigger: str
     candidates: list[Candidate] = field(default_factory=list)
     later: int = 0  # owners created after the callee: ruled out, not weighed
+    spans: list[_SpanFacts] = field(default_factory=list)  # the candidates' spans, in the same order
     pruned: dict[str, list[Evidence]] = field(default_factory=dict)  # invocation id → late evidence
     # How many candidates are neither excluded nor pruned: asked after every prune, and
     # counting them anew each time was quadratic in a trace of thousands of colliding callees.
@@ -162,12 +175,12 @@ class _Child:
         self.pruned[candidate.invocation_id] = late
         self.alive -= 1
 
-    def in_owners(self, owners: set[str]) -> list[Candidate]:
-        """The candidates in these invocations (one span each at most), in candidate order."""
+    def in_owners(self, owners: set[str]) -> list[int]:
+        """Which candidates are in these invocations (one span each at most), in order."""
         if self._by_owner is None:
             self._by_owner = {c.invocation_id: n for n, c in enumerate(self.candidates)}
         index = self._by_owner
-        return [self.candidates[n] for n in sorted(index[owner] for owner in owners if owner in index)]
+        return sorted(index[owner] for owner in owners if owner in index)
 
     def all_candidates(self) -> tuple[Candidate, ...]:
         """The candidates with what propagation learned about them appended."""
@@ -177,7 +190,11 @@ class _Child:
         )
 
     def viable(self) -> list[Candidate]:
-        return [c for c in self.candidates if not c.excluded and not self.pruned.get(c.invocation_id)]
+        return [c for c, _ in self.viable_spans()]
+
+    def viable_spans(self) -> list[tuple[Candidate, _SpanFacts]]:
+        return [(c, facts) for c, facts in zip(self.candidates, self.spans, strict=True)
+                if not c.excluded and c.invocation_id not in self.pruned]
 
 
 def _counter(invocation_id: str) -> int | None:
@@ -335,14 +352,13 @@ class _Resolver:
         self.evidence, self.ranks = trace_evidence(trace)
         self._names: dict[tuple[str, str, bool], Evidence | None] = {}
         self._timings: dict[str, _Timing] = {}  # built on first use: most owners never need one
-        self._span_timings: dict[int, _SpanTiming] = {}  # by id(span)
+        self._span_facts: dict[str, list[_SpanFacts]] = {}  # span id → its owners', in creation order
         self.links: dict[str, Link] = {}
         self.children: dict[str, _Child] = {}
         self.settled: dict[str, tuple[Candidate, Resolution]] = {}
         self._settled_by_owner: dict[str, list[tuple[str, Candidate]]] = {}
         self._callees: dict[str, list[str]] = {}  # settled links, caller → callees
         self._orders: tuple[dict[str, float], Callable[[Invocation, Span], float]] | None = None
-        self._span_orders: dict[int, float] = {}  # by id(span)
 
     # -- pass 1: candidates and their evidence ---------------------------------------------
     def run(self) -> dict[str, Link]:
@@ -373,8 +389,9 @@ class _Resolver:
             callee = _Callee.of(invocation)
             if count == 1 and not looks_sequential(trigger):
                 # A random 64-bit id has one owner in the whole world: nothing to weigh.
-                [owner] = [inv for inv in everyone if inv is not invocation]
-                child = _Child(invocation, trigger, self._candidates(callee, [owner]))
+                spans = [facts for facts in self._spans(trigger, everyone, len(everyone))
+                         if facts.owner is not invocation]
+                child = _Child(invocation, trigger, self._candidates(callee, spans), spans=spans)
                 self._settle(child, child.candidates[0], Resolution.EXACT,
                              "the only owner of a random span id")
                 continue
@@ -388,11 +405,12 @@ class _Resolver:
                 ranks = owner_ranks.get(trigger)
                 if ranks is None:
                     ranks = owner_ranks[trigger] = [self.ranks[inv.invocation_id] for inv in everyone]
-                found = everyone[:bisect.bisect_left(ranks, rank)]
-                later = count - len(found)
+                spans = self._spans(trigger, everyone, bisect.bisect_left(ranks, rank))
+                later = count - len(spans)
             else:
-                found = [inv for inv in everyone if inv is not invocation]
-            child = _Child(invocation, trigger, self._candidates(callee, found), later)
+                spans = [facts for facts in self._spans(trigger, everyone, len(everyone))
+                         if facts.owner is not invocation]
+            child = _Child(invocation, trigger, self._candidates(callee, spans), later, spans)
             self.children[key] = child
         if self.use_order and not self._order_consistent():
             self.contradicted = True
@@ -412,47 +430,49 @@ class _Resolver:
             self._break_cycles()
         return self.links
 
-    def _candidates(self, child: _Callee, owners: list[Invocation]) -> list[Candidate]:
+    def _spans(self, span_id: str, owners: list[Invocation], count: int) -> list[_SpanFacts]:
+        """The spans with this id of the first `count` owners, each read once per trace."""
+        known = self._span_facts.setdefault(span_id, [])
+        for owner in owners[len(known):count]:
+            known.append(self._timing(owner).facts(owner, owner.spans[span_id]))
+        return known[:count]
+
+    def _candidates(self, child: _Callee, spans: list[_SpanFacts]) -> list[Candidate]:
         """Each owner's span with the evidence for and against it. One loop per callee: where
         span ids collide this runs for every pair of invocations, so what depends on the
         callee alone is read once, and what depends on the span alone is kept across callees."""
         onset, position, ties = child.onset, child.position, child.ties
         arrival = self.evidence.arrival_order and position is not None
-        span_timings, names = self._span_timings, self._names
+        names = self._names
         candidates = []
-        for owner in owners:
-            span = owner.spans[child.trigger]
-            timing = span_timings.get(id(span))
-            if timing is None:
-                timing = span_timings[id(span)] = self._timing(owner).of_span(span)
-            opened = timing.opened
+        for facts in spans:
+            opened = facts.opened
             if opened is not None and onset is not None and opened > onset:
                 # Ruled out: the soft evidence would change nothing, and is the costly part.
-                candidates.append(Candidate(owner.invocation_id, span.span_id, span.name, (Evidence(
+                candidates.append(Candidate(facts.invocation_id, child.trigger, facts.name, (Evidence(
                     "opened-after-onset", f"span opened after the callee's onset (by {opened - onset:g} ms)",
                     excludes=True),)))
                 continue
-            facts: list[Evidence] = []
-            closed = timing.closed
+            evidence: list[Evidence] = []
+            closed = facts.closed
             if closed is not None and onset is not None:
-                facts.append(_CLOSED_BEFORE if closed < onset else _OPEN_AT_ONSET)
-            top_level = span.parent_span_id is None
-            if arrival and not top_level:
+                evidence.append(_CLOSED_BEFORE if closed < onset else _OPEN_AT_ONSET)
+            if arrival and not facts.top_level:
                 # What arrival order says. A dispatch span's close, and the caller's next event
                 # after the spanOpen, arrive after the callee's onset in every real capture;
                 # the spanOpen itself may come either side (real workerd delivers it after),
                 # so it is not used.
-                if span.close_position is not None and span.close_position < position:
-                    facts.append(_CLOSED_BEFORE_ARRIVAL)
-                if timing.resumed is not None and timing.resumed < position:
-                    facts.append(_RESUMED_BEFORE_ONSET)
-            name_key = (child.trigger_type, span.name, top_level)
+                if facts.close_position is not None and facts.close_position < position:
+                    evidence.append(_CLOSED_BEFORE_ARRIVAL)
+                if facts.resumed is not None and facts.resumed < position:
+                    evidence.append(_RESUMED_BEFORE_ONSET)
+            name_key = (child.trigger_type, facts.name, facts.top_level)
             name_fact = names[name_key] if name_key in names else self._name_evidence(*name_key)
             if name_fact is not None:
-                facts.append(name_fact)
-            if ties and span.attributes:
-                facts.extend(_attribute_evidence(ties, span))
-            candidates.append(Candidate(owner.invocation_id, span.span_id, span.name, tuple(facts)))
+                evidence.append(name_fact)
+            if ties and facts.attributes:
+                evidence.extend(_attribute_evidence(ties, facts.attributes))
+            candidates.append(Candidate(facts.invocation_id, child.trigger, facts.name, tuple(evidence)))
         return candidates
 
     def _name_evidence(self, trigger_type: str, name: str, top_level: bool) -> Evidence | None:
@@ -514,7 +534,7 @@ class _Resolver:
             key = child.invocation.invocation_id
             if key in self.settled:
                 continue
-            self._prune(child, child.candidates if changed is None else child.in_owners(changed))
+            self._prune(child, range(len(child.candidates)) if changed is None else child.in_owners(changed))
             if child.alive != 1:
                 continue
             viable = child.viable()
@@ -552,12 +572,13 @@ class _Resolver:
                     frontier.append(child_key)
         return below
 
-    def _prune(self, child: _Child, candidates: list[Candidate]) -> None:
+    def _prune(self, child: _Child, indices: Iterable[int]) -> None:
         """Rule out those of the child's candidates that settled links make impossible."""
         key = child.invocation.invocation_id
         rank = self.ranks.get(key)
         below: set[str] | None = None  # the child and its settled callees, theirs…: read once
-        for candidate in candidates:
+        for n in indices:
+            candidate = child.candidates[n]
             if candidate.excluded or candidate.invocation_id in child.pruned:
                 continue
             late: list[Evidence] = []
@@ -566,8 +587,7 @@ class _Resolver:
             if candidate.invocation_id in below:
                 late.append(Evidence("descendant", "a descendant of the callee (would be a cycle)",
                                      excludes=True))
-            owner = self.trace.invocations[candidate.invocation_id]
-            span = owner.spans[candidate.span_id]
+            owner, span = child.spans[n].owner, child.spans[n].span
             if self.use_order and rank is not None and not span.top_level:
                 for other_key, other in self._settled_by_owner.get(candidate.invocation_id, ()):
                     other_span = owner.spans[other.span_id]
@@ -603,10 +623,8 @@ class _Resolver:
             key = child.invocation.invocation_id
             choices = options[key] = []
             order = self._invocation_order(key)
-            for candidate in child.viable():
-                owner = self.trace.invocations[candidate.invocation_id]
-                span = owner.spans[candidate.span_id]
-                if span.top_level:
+            for candidate, facts in child.viable_spans():
+                if facts.top_level:
                     # Top-level spans may wake many callees (hibernation): a slot per callee.
                     slot: tuple[str, ...] = ("top", key, candidate.invocation_id)
                 else:
@@ -614,7 +632,7 @@ class _Resolver:
                         continue
                     slot = ("span", candidate.invocation_id, candidate.span_id)
                     sharing.setdefault(slot, []).append(key)
-                weight = 100.0 + candidate.score + _TIE * (order * self._span_order(owner, span))
+                weight = 100.0 + candidate.score + _TIE * (order * self._span_order(facts))
                 choices.append((slot, candidate, weight))
         for keys in _groups(options, sharing):
             keys.sort(key=lambda k: self._creation_key(self.children[k].invocation))  # deterministic
@@ -634,14 +652,13 @@ class _Resolver:
             self._orders = self._tie_orders()
         return self._orders[0][key]
 
-    def _span_order(self, owner: Invocation, span: Span) -> float:
+    def _span_order(self, facts: _SpanFacts) -> float:
         # A dispatch span is weighed for every callee that may take it: its order is kept.
-        order = self._span_orders.get(id(span))
-        if order is None:
+        if facts.order is None:
             if self._orders is None:
                 self._orders = self._tie_orders()
-            order = self._span_orders[id(span)] = self._orders[1](owner, span)
-        return order
+            facts.order = self._orders[1](facts.owner, facts.span)
+        return facts.order
 
     def _creation_key(self, inv: Invocation) -> tuple:
         """Creation order as far as the trace shows it, then the id: never the order of a file
@@ -905,10 +922,12 @@ class _Assignment:
         return self._matrix
 
 
-def _attribute_evidence(ties: tuple[tuple[str, object, str], ...], span: Span) -> Iterable[Evidence]:
+def _attribute_evidence(
+    ties: tuple[tuple[str, object, str], ...], attributes: dict[str, Any]
+) -> Iterable[Evidence]:
     """Attributes that tie a caller span to a callee: the URL, the RPC method, the object id."""
     for name, theirs, label in ties:
-        ours = span.attributes.get(name)
+        ours = attributes.get(name)
         if ours is None or ours == "":
             continue
         if ours == theirs:
