@@ -880,9 +880,12 @@ class _Assignment:
         if self.rows == 0:
             return 0.0, {}
         if self.rows == 1:
-            # One callee alone (the common case): its best edge, if any beats staying unmatched.
-            best = max(((key, weight) for key, weight in self.weights.items() if key != forbid),
-                       key=lambda item: item[1], default=None)
+            # One callee alone (the common case): its best edge (the first of equals), if any
+            # beats staying unmatched.
+            best: tuple[tuple[int, int], float] | None = None
+            for edge, weight in self.weights.items():
+                if edge != forbid and (best is None or weight > best[1]):
+                    best = (edge, weight)
             if best is None or best[1] <= 0:
                 return 0.0, {}
             return best[1], {0: best[0][1]}
@@ -930,11 +933,21 @@ def _attribute_evidence(
         ours = attributes.get(name)
         if ours is None or ours == "":
             continue
-        if ours == theirs:
-            yield Evidence(f"{name}-matches", f"{label} matches ({_short(ours)})", W_ATTRIBUTE)
+        if type(ours) is str and type(theirs) is str:  # as they always are in real streams
+            yield _known_tie_fact(name, ours, theirs, label)
         else:
-            yield Evidence(f"{name}-differs",
-                           f"{label} differs ({_short(ours)} vs {_short(theirs)})", -W_ATTRIBUTE)
+            yield _tie_fact(name, ours, theirs, label)
+
+
+def _tie_fact(name: str, ours: object, theirs: object, label: str) -> Evidence:
+    if ours == theirs:
+        return Evidence(f"{name}-matches", f"{label} matches ({_short(ours)})", W_ATTRIBUTE)
+    return Evidence(f"{name}-differs", f"{label} differs ({_short(ours)} vs {_short(theirs)})", -W_ATTRIBUTE)
+
+
+# The same URLs and methods meet again and again: each fact is written once. Strings only:
+# other values equal as keys (1, 1.0, True) would not read alike.
+_known_tie_fact = functools.lru_cache(maxsize=1 << 12)(_tie_fact)
 
 
 def _short(value: object) -> str:
