@@ -352,7 +352,7 @@ class _Resolver:
         self.evidence, self.ranks = trace_evidence(trace)
         self._names: dict[tuple[str, str, bool], Evidence | None] = {}
         self._timings: dict[str, _Timing] = {}  # built on first use: most owners never need one
-        self._span_facts: dict[str, list[_SpanFacts]] = {}  # span id → its owners', in creation order
+        self._span_facts: dict[str, list[_SpanFacts]] = {}  # span id → its owners' spans of that id
         self.links: dict[str, Link] = {}
         self.children: dict[str, _Child] = {}
         self.settled: dict[str, tuple[Candidate, Resolution]] = {}
