@@ -50,10 +50,10 @@ def test_a_failure_in_a_forked_resolver_is_raised_in_the_caller(monkeypatch: pyt
     caller = os.getpid()
     real = build_module.resolve_with_evidence
 
-    def broken(trace, options):
+    def broken(trace, options, **kwargs):
         if os.getpid() != caller:
             raise RuntimeError(f"cannot resolve {trace.trace_id}")
-        return real(trace, options)
+        return real(trace, options, **kwargs)
 
     monkeypatch.setattr(build_module, "_PARALLEL_MIN_INVOCATIONS", 0)
     monkeypatch.setattr(build_module, "resolve_with_evidence", broken)

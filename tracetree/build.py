@@ -96,10 +96,7 @@ def resolve_forest(
 
 
 def _resolve(trace: Trace, options: ResolveOptions, keep_candidates: bool) -> _Resolved:
-    links, evidence, ranks = resolve_with_evidence(trace, options)
-    if not keep_candidates:
-        links = {key: link.without_candidates() for key, link in links.items()}
-    return links, evidence, ranks
+    return resolve_with_evidence(trace, options, keep_candidates=keep_candidates)
 
 
 # Below this many invocations a fork costs more than it saves.

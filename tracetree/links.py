@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 
 class Resolution(str, enum.Enum):
@@ -92,7 +92,11 @@ class Link:
         and cheap to send between processes; `owners` is unchanged."""
         if not self.candidates:
             return self
-        return replace(self, candidates=(), unkept=self.unkept + len(self.candidates))
+        # Built directly rather than with dataclasses.replace, whose field-by-field
+        # introspection cost more than the rest of this method on every link of a large input.
+        return Link(self.invocation_id, self.trace_id, self.parent_invocation_id, self.parent_span_id,
+                    self.resolution, candidates=(), reason=self.reason, later_owners=self.later_owners,
+                    unkept=self.unkept + len(self.candidates))
 
     @property
     def parent(self) -> tuple[str, str] | None:

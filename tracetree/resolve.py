@@ -14,6 +14,7 @@ parallel, or on another machine. Three passes, in the spirit of Zipkin's SpanNod
 from __future__ import annotations
 
 import bisect
+import functools
 import itertools
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
@@ -40,7 +41,6 @@ W_RESUMED = -2.0
 MARGIN = 2.0
 _TIE = 1e-3  # tie-breakers stay far below any evidence weight
 _FORBIDDEN = -1e9  # an edge that does not exist, in the assignment matrix
-_UNKNOWN = object()
 
 _OPEN_AT_ONSET = Evidence("open-at-onset", "span still open at the callee's onset", W_OPEN_AT_ONSET)
 _CLOSED_BEFORE = Evidence("closed-before-onset", "span closed before the callee's onset", W_CLOSED_BEFORE)
@@ -81,34 +81,55 @@ class TraceEvidence:
         return missing
 
 
+_NEVER = float("-inf")  # no informative stamp: below any, so max() needs no test for None
+
+
 @dataclass(slots=True)
 class _Timing:
-    """Per invocation: sorted sequences and the running maximum of informative stamps."""
+    """Per invocation: its stamps in sequence order, in columns."""
 
-    sequences: list[int]
-    floor: list[float | None]  # floor[k]: latest informative stamp at or before sequences[k]
-    positions: list[int]  # input position of the event with sequences[k]
+    sequences: tuple[int, ...]
+    values: list[float]  # values[k]: the stamp of the event with sequences[k] in ms, or _NEVER
+    positions: tuple[int, ...]  # input position of the event with sequences[k]
 
     @classmethod
     def of(cls, invocation: Invocation) -> _Timing:
-        stamps = invocation.stamps
-        floor: list[float | None] = []
-        best: float | None = None
-        for _, stamp, _ in stamps:
-            if stamp is not None:
-                value = millis(stamp)
-                if value is not None and (best is None or value > best):
-                    best = value
-            floor.append(best)
-        return cls([sequence for sequence, _, _ in stamps], floor, [position for _, _, position in stamps])
+        if not invocation.stamps:
+            return cls((), [], ())
+        sequences, stamps, positions = zip(*invocation.stamps, strict=True)
+        values = [_NEVER if value is None else value for value in map(millis, stamps)]
+        return cls(sequences, values, positions)
 
-    def opened_no_earlier_than(self, span: Span) -> float | None:
-        """A lower bound on when the span opened: the latest stamp of anything before it."""
-        k = bisect.bisect_right(self.sequences, span.open_sequence) - 1
-        return self.floor[k] if k >= 0 else None
+    def facts(self, owner: Invocation, span: Span) -> _SpanFacts:
+        k = bisect.bisect_right(self.sequences, span.open_sequence)
+        opened = max(self.values[:k], default=_NEVER)  # the latest stamp of anything before it
+        return _SpanFacts(
+            owner, span, owner.invocation_id, span.name, span.parent_span_id is None, span.attributes,
+            None if opened == _NEVER else opened, millis(span.close_time), span.close_position,
+            self.positions[k] if k < len(self.positions) else None,
+        )
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
+class _SpanFacts:
+    """A candidate span and what its invocation says about when it ran, read once per span: in a
+    trace of colliding ids one span is weighed for many callees, and reading it from one object
+    rather than from the model's dicts was much of the cost."""
+
+    owner: Invocation
+    span: Span
+    invocation_id: str
+    name: str
+    top_level: bool
+    attributes: dict[str, Any]
+    opened: float | None  # a lower bound on when it opened: the latest stamp of anything before it
+    closed: float | None  # ms, where the clock says something
+    close_position: int | None
+    resumed: int | None  # input position of its invocation's next event after the spanOpen
+    order: float | None = None  # its tie-breaking order, once the assignment asks (`_span_order`)
+
+
+@dataclass(slots=True)
 class _Callee:
     """What the candidates of one callee are weighed against, read once."""
 
@@ -140,7 +161,26 @@ class _Child:
     trigger: str
     candidates: list[Candidate] = field(default_factory=list)
     later: int = 0  # owners created after the callee: ruled out, not weighed
+    spans: list[_SpanFacts] = field(default_factory=list)  # the candidates' spans, in the same order
     pruned: dict[str, list[Evidence]] = field(default_factory=dict)  # invocation id → late evidence
+    # How many candidates are neither excluded nor pruned: asked after every prune, and
+    # counting them anew each time was quadratic in a trace of thousands of colliding callees.
+    alive: int = field(init=False)
+    _by_owner: dict[str, int] | None = field(init=False, default=None)  # invocation id → index
+
+    def __post_init__(self) -> None:
+        self.alive = sum(1 for c in self.candidates if not c.excluded)
+
+    def prune(self, candidate: Candidate, late: list[Evidence]) -> None:
+        self.pruned[candidate.invocation_id] = late
+        self.alive -= 1
+
+    def in_owners(self, owners: set[str]) -> list[int]:
+        """Which candidates are in these invocations (one span each at most), in order."""
+        if self._by_owner is None:
+            self._by_owner = {c.invocation_id: n for n, c in enumerate(self.candidates)}
+        index = self._by_owner
+        return sorted(index[owner] for owner in owners if owner in index)
 
     def all_candidates(self) -> tuple[Candidate, ...]:
         """The candidates with what propagation learned about them appended."""
@@ -150,7 +190,11 @@ class _Child:
         )
 
     def viable(self) -> list[Candidate]:
-        return [c for c in self.candidates if not c.excluded and not self.pruned.get(c.invocation_id)]
+        return [c for c, _ in self.viable_spans()]
+
+    def viable_spans(self) -> list[tuple[Candidate, _SpanFacts]]:
+        return [(c, facts) for c, facts in zip(self.candidates, self.spans, strict=True)
+                if not c.excluded and c.invocation_id not in self.pruned]
 
 
 def _counter(invocation_id: str) -> int | None:
@@ -164,6 +208,7 @@ def _counter(invocation_id: str) -> int | None:
     return high if high == low and high < _SEQUENTIAL_LIMIT else None
 
 
+@functools.lru_cache(maxsize=1 << 12)  # sequential ids repeat in every invocation of a trace
 def looks_sequential(span_id: str) -> bool:
     try:
         return int(span_id, 16) < _SEQUENTIAL_LIMIT
@@ -178,11 +223,16 @@ def trace_evidence(trace: Trace) -> tuple[TraceEvidence, dict[str, int]]:
     # whose invocations never interleave is sorted (grouped), and its file order says nothing.
     runs = sorted((inv.position, inv.last_position) for inv in invocations)
     arrival = any(later[0] < earlier[1] for earlier, later in itertools.pairwise(runs))
-    counters = {inv.invocation_id: _counter(inv.invocation_id) for inv in invocations}
+    counters: dict[str, int] = {}
+    for inv in invocations:  # until one id is not a predictable-mode counter
+        counter = _counter(inv.invocation_id)
+        if counter is None:
+            break
+        counters[inv.invocation_id] = counter
     ranks: dict[str, int] = {}
-    if invocations and all(value is not None for value in counters.values()):
+    if invocations and len(counters) == len(invocations):
         order = "counter"
-        ranks = {key: value for key, value in counters.items() if value is not None}
+        ranks = counters
     elif arrival:
         order = "arrival"
         ranks = {
@@ -191,8 +241,9 @@ def trace_evidence(trace: Trace) -> tuple[TraceEvidence, dict[str, int]]:
         }
     else:
         order = "none"
-    span_ids = [sid for inv in invocations for sid, span in inv.spans.items() if not span.top_level]
-    sequential = bool(span_ids) and all(looks_sequential(sid) for sid in span_ids)
+    span_ids = [sid for inv in invocations for sid, span in inv.spans.items()
+                if span.parent_span_id is not None]  # not top-level
+    sequential = bool(span_ids) and all(map(looks_sequential, span_ids))
     return TraceEvidence(order, arrival, sequential, _two_stamps(invocations)), ranks
 
 
@@ -230,19 +281,21 @@ def resolve_trace(trace: Trace, options: ResolveOptions = DEFAULT_OPTIONS) -> di
 
 
 def resolve_with_evidence(
-    trace: Trace, options: ResolveOptions = DEFAULT_OPTIONS
+    trace: Trace, options: ResolveOptions = DEFAULT_OPTIONS, *, keep_candidates: bool = True
 ) -> tuple[dict[str, Link], TraceEvidence, dict[str, int]]:
-    """resolve_trace, and the trace's ordering evidence and creation ranks it used."""
+    """resolve_trace, and the trace's ordering evidence and creation ranks it used. Without
+    `keep_candidates` the links hold the same decisions, but their candidates only as a
+    count (`Link.without_candidates`)."""
     if options.naive:
         evidence, ranks = trace_evidence(trace)
         return _resolve_naive(trace), evidence, ranks
-    resolver = _Resolver(trace, options)
+    resolver = _Resolver(trace, options, keep_candidates=keep_candidates)
     links = resolver.run()
     if resolver.contradicted:
         # Dispatch order contradicted itself: some caller is missing (a partial capture), and
         # pruning by order would depend on which link happened to settle first. Resolve again
         # without it; the result is then capped as on any partial capture.
-        resolver = _Resolver(trace, options, use_order=False)
+        resolver = _Resolver(trace, options, use_order=False, keep_candidates=keep_candidates)
         links = resolver.run()
     return links, resolver.evidence, resolver.ranks
 
@@ -285,16 +338,21 @@ def _resolve_naive(trace: Trace) -> dict[str, Link]:
 
 
 class _Resolver:
-    def __init__(self, trace: Trace, options: ResolveOptions, *, use_order: bool = True) -> None:
+    def __init__(
+        self, trace: Trace, options: ResolveOptions, *, use_order: bool = True, keep_candidates: bool = True
+    ) -> None:
         self.trace = trace
         self.options = options
+        # Whether links keep their candidates' evidence, or only count them: the decisions
+        # read the candidates here, never from the links.
+        self.keep_candidates = keep_candidates
         # Whether settled links prune their siblings by dispatch order; off after a contradiction.
         self.use_order = use_order
         self.contradicted = False
         self.evidence, self.ranks = trace_evidence(trace)
         self._names: dict[tuple[str, str, bool], Evidence | None] = {}
-        self._opened: dict[int, Any] = {}  # id(span) → lower bound on its open time
         self._timings: dict[str, _Timing] = {}  # built on first use: most owners never need one
+        self._span_facts: dict[str, list[_SpanFacts]] = {}  # span id → its owners' spans of that id
         self.links: dict[str, Link] = {}
         self.children: dict[str, _Child] = {}
         self.settled: dict[str, tuple[Candidate, Resolution]] = {}
@@ -308,6 +366,7 @@ class _Resolver:
         # (the sort is stable, so dropping the callee afterwards gives the same order).
         owners = {span_id: sorted(found, key=self._creation_key) if len(found) > 1 else found
                   for span_id, found in _owners(self.trace).items()}
+        owner_ranks: dict[str, list[int]] = {}  # span id → its owners' creation ranks, in that order
         for invocation in self.trace.invocations.values():
             trigger = invocation.trigger_span_id
             key = invocation.invocation_id
@@ -318,38 +377,49 @@ class _Resolver:
                     "the onset is missing from the input",
                 )
                 continue
-            found = [inv for inv in owners.get(trigger, ()) if inv is not invocation]
-            if not found:
+            everyone = owners.get(trigger, [])
+            # The callee itself is among them where it numbers its own spans alike.
+            count = len(everyone) - (trigger in invocation.spans)
+            if not count:
                 self.links[key] = Link(
                     key, self.trace.trace_id, None, None, Resolution.ORPHAN,
                     reason=f"no other invocation of the trace owns span {trigger}",
                 )
                 continue
-            child = _Child(invocation, trigger)
             callee = _Callee.of(invocation)
-            if len(found) == 1 and not looks_sequential(trigger):
+            if count == 1 and not looks_sequential(trigger):
                 # A random 64-bit id has one owner in the whole world: nothing to weigh.
-                child.candidates = [self._candidate(callee, found[0])]
+                spans = [facts for facts in self._spans(trigger, everyone, len(everyone))
+                         if facts.owner is not invocation]
+                child = _Child(invocation, trigger, self._candidates(callee, spans), spans=spans)
                 self._settle(child, child.candidates[0], Resolution.EXACT,
                              "the only owner of a random span id")
                 continue
             rank = self.ranks.get(key)
+            later = 0
             if rank is not None:
                 # Creation order alone rules out owners created after the callee: they are
                 # counted, not weighed (in a large trace most owners of a sequential id).
-                earlier = [owner for owner in found if self.ranks.get(owner.invocation_id, -1) < rank]
-                child.later = len(found) - len(earlier)
-                found = earlier
-            child.candidates = [self._candidate(callee, owner) for owner in found]
+                # Where the callee has a rank every invocation has one, and it leads the
+                # creation key, so the earlier owners are a prefix: found by bisection.
+                ranks = owner_ranks.get(trigger)
+                if ranks is None:
+                    ranks = owner_ranks[trigger] = [self.ranks[inv.invocation_id] for inv in everyone]
+                spans = self._spans(trigger, everyone, bisect.bisect_left(ranks, rank))
+                later = count - len(spans)
+            else:
+                spans = [facts for facts in self._spans(trigger, everyone, len(everyone))
+                         if facts.owner is not invocation]
+            child = _Child(invocation, trigger, self._candidates(callee, spans), later, spans)
             self.children[key] = child
         if self.use_order and not self._order_consistent():
             self.contradicted = True
             return self.links
         self._propagate()
         if self.use_order and any(
-            link.resolution is Resolution.ORPHAN and any(
-                item.rule == "dispatch-order" for c in link.candidates for item in c.evidence)
-            for link in self.links.values()
+            key in self.links and self.links[key].resolution is Resolution.ORPHAN and any(
+                item.rule == "dispatch-order" for late in child.pruned.values() for item in late)
+            for key, child in self.children.items()
         ):
             self.contradicted = True
             return self.links
@@ -360,37 +430,53 @@ class _Resolver:
             self._break_cycles()
         return self.links
 
-    def _candidate(self, child: _Callee, owner: Invocation) -> Candidate:
-        span = owner.spans[child.trigger]
-        facts: list[Evidence] = []
-        onset = child.onset
-        # A span of an early invocation is weighed for many callees: its bound is kept.
-        opened = self._opened.get(id(span), _UNKNOWN)
-        if opened is _UNKNOWN:
-            opened = self._opened[id(span)] = self._timing(owner).opened_no_earlier_than(span)
-        if opened is not None and onset is not None and opened > onset:
-            # Ruled out: the soft evidence would change nothing, and is the costly part.
-            return Candidate(owner.invocation_id, span.span_id, span.name, (Evidence(
-                "opened-after-onset", f"span opened after the callee's onset (by {opened - onset:g} ms)",
-                excludes=True),))
-        closed = millis(span.close_time)
-        if closed is not None and onset is not None:
-            facts.append(_CLOSED_BEFORE if closed < onset else _OPEN_AT_ONSET)
-        top_level = span.parent_span_id is None
-        if self.evidence.arrival_order and child.position is not None and not top_level:
-            facts.extend(self._arrival_evidence(owner, span, child.position))
-        name_fact = self._name_evidence(child.trigger_type, span.name, top_level)
-        if name_fact is not None:
-            facts.append(name_fact)
-        if span.attributes and child.ties:
-            facts.extend(_attribute_evidence(child.ties, span))
-        return Candidate(owner.invocation_id, span.span_id, span.name, tuple(facts))
+    def _spans(self, span_id: str, owners: list[Invocation], count: int) -> list[_SpanFacts]:
+        """The spans with this id of the first `count` owners, each read once per trace."""
+        known = self._span_facts.setdefault(span_id, [])
+        for owner in owners[len(known):count]:
+            known.append(self._timing(owner).facts(owner, owner.spans[span_id]))
+        return known[:count]
+
+    def _candidates(self, child: _Callee, spans: list[_SpanFacts]) -> list[Candidate]:
+        """Each owner's span with the evidence for and against it. One loop per callee: where
+        span ids collide this runs for every pair of invocations, so what depends on the
+        callee alone is read once, and what depends on the span alone is kept across callees."""
+        onset, position, ties = child.onset, child.position, child.ties
+        arrival = self.evidence.arrival_order and position is not None
+        names = self._names
+        candidates = []
+        for facts in spans:
+            opened = facts.opened
+            if opened is not None and onset is not None and opened > onset:
+                # Ruled out: the soft evidence would change nothing, and is the costly part.
+                candidates.append(Candidate(facts.invocation_id, child.trigger, facts.name, (Evidence(
+                    "opened-after-onset", f"span opened after the callee's onset (by {opened - onset:g} ms)",
+                    excludes=True),)))
+                continue
+            evidence: list[Evidence] = []
+            closed = facts.closed
+            if closed is not None and onset is not None:
+                evidence.append(_CLOSED_BEFORE if closed < onset else _OPEN_AT_ONSET)
+            if arrival and not facts.top_level:
+                # What arrival order says. A dispatch span's close, and the caller's next event
+                # after the spanOpen, arrive after the callee's onset in every real capture;
+                # the spanOpen itself may come either side (real workerd delivers it after),
+                # so it is not used.
+                if facts.close_position is not None and facts.close_position < position:
+                    evidence.append(_CLOSED_BEFORE_ARRIVAL)
+                if facts.resumed is not None and facts.resumed < position:
+                    evidence.append(_RESUMED_BEFORE_ONSET)
+            name_key = (child.trigger_type, facts.name, facts.top_level)
+            name_fact = names[name_key] if name_key in names else self._name_evidence(*name_key)
+            if name_fact is not None:
+                evidence.append(name_fact)
+            if ties and facts.attributes:
+                evidence.extend(_attribute_evidence(ties, facts.attributes))
+            candidates.append(Candidate(facts.invocation_id, child.trigger, facts.name, tuple(evidence)))
+        return candidates
 
     def _name_evidence(self, trigger_type: str, name: str, top_level: bool) -> Evidence | None:
         """Whether the span's name fits the trigger, from the dispatch table; one object per pair."""
-        key = (trigger_type, name, top_level)
-        if key in self._names:
-            return self._names[key]
         fits = self.options.dispatch.fits(trigger_type, name, top_level)
         shown = "top-level span" if top_level else f"'{name}' span"
         fact = None if fits is None else (
@@ -398,7 +484,7 @@ class _Resolver:
             if fits else
             Evidence("name-misfits", f"a {shown} does not dispatch {trigger_type} invocations",
                      W_NAME_MISFITS))
-        self._names[key] = fact
+        self._names[(trigger_type, name, top_level)] = fact
         return fact
 
     def _timing(self, invocation: Invocation) -> _Timing:
@@ -406,19 +492,6 @@ class _Resolver:
         if timing is None:
             timing = self._timings[invocation.invocation_id] = _Timing.of(invocation)
         return timing
-
-    def _arrival_evidence(self, owner: Invocation, span: Span, onset_position: int) -> list[Evidence]:
-        """What arrival order says. A dispatch span's close, and the caller's next event after
-        the spanOpen, arrive after the callee's onset in every real capture; the spanOpen itself
-        may come either side (real workerd delivers it after), so it is not used."""
-        facts = []
-        if span.close_position is not None and span.close_position < onset_position:
-            facts.append(_CLOSED_BEFORE_ARRIVAL)
-        timing = self._timing(owner)
-        k = bisect.bisect_right(timing.sequences, span.open_sequence)
-        if k < len(timing.sequences) and timing.positions[k] < onset_position:
-            facts.append(_RESUMED_BEFORE_ONSET)
-        return facts
 
     def _fits(self, child: _Child, candidate: Candidate) -> bool:
         """Whether a lone candidate is proof: its span fits the trigger and nothing speaks against."""
@@ -431,37 +504,41 @@ class _Resolver:
         self.settled[key] = (candidate, resolution)
         self._settled_by_owner.setdefault(candidate.invocation_id, []).append((key, candidate))
         self._callees.setdefault(candidate.invocation_id, []).append(key)
-        self.links[key] = Link(
-            key, self.trace.trace_id, candidate.invocation_id, candidate.span_id, resolution,
-            child.all_candidates(), reason, child.later,
-        )
+        self.links[key] = self._link(
+            child, candidate.invocation_id, candidate.span_id, resolution, reason)
 
-    def _ancestors(self, key: str) -> set[str]:
-        seen: set[str] = set()
-        while key in self.links and self.links[key].parent_invocation_id and key not in seen:
-            seen.add(key)
-            key = self.links[key].parent_invocation_id or ""
-        seen.add(key)
-        return seen
+    def _link(
+        self, child: _Child, caller: str | None, span_id: str | None, resolution: Resolution, reason: str
+    ) -> Link:
+        if self.keep_candidates:
+            return Link(child.invocation.invocation_id, self.trace.trace_id, caller, span_id, resolution,
+                        child.all_candidates(), reason, child.later)
+        return Link(child.invocation.invocation_id, self.trace.trace_id, caller, span_id, resolution,
+                    (), reason, child.later, unkept=len(child.candidates))
 
     def _propagate(self) -> None:
         # A worklist: settling a link can only prune the callees that share an owner with it,
         # so only those are looked at again (a full rescan per settlement is quadratic).
+        # Each queued child also keeps the owners whose settled callees changed since it was
+        # last pruned: only its candidates in those can have become impossible (None: weigh
+        # all). Rescanning every candidate was quadratic where thousands share a span id.
         watchers: dict[str, list[_Child]] = {}
         for child in self.children.values():
             for candidate in child.candidates:
                 watchers.setdefault(candidate.invocation_id, []).append(child)
         work = list(self.children.values())
-        queued = {id(child) for child in work}
+        queued: dict[int, set[str] | None] = {id(child): None for child in work}
         while work:
             child = work.pop()
-            queued.discard(id(child))
+            changed = queued.pop(id(child))
             key = child.invocation.invocation_id
             if key in self.settled:
                 continue
-            self._prune(child)
+            self._prune(child, range(len(child.candidates)) if changed is None else child.in_owners(changed))
+            if child.alive != 1:
+                continue
             viable = child.viable()
-            if len(viable) != 1 or not self._fits(child, viable[0]):
+            if not self._fits(child, viable[0]):
                 continue
             ruled_out = len(child.candidates) - 1 + child.later
             if ruled_out == 0:
@@ -476,9 +553,13 @@ class _Resolver:
             # order), or in anything below the settled callee (ancestry).
             for owner in self._subtree(key) | {viable[0].invocation_id}:
                 for other in watchers.get(owner, ()):
-                    if id(other) not in queued and other.invocation.invocation_id not in self.settled:
+                    if id(other) in queued:
+                        changed = queued[id(other)]
+                        if changed is not None:
+                            changed.add(owner)
+                    elif other.invocation.invocation_id not in self.settled:
                         work.append(other)
-                        queued.add(id(other))
+                        queued[id(other)] = {owner}
 
     def _subtree(self, key: str) -> set[str]:
         below = {key}
@@ -491,19 +572,22 @@ class _Resolver:
                     frontier.append(child_key)
         return below
 
-    def _prune(self, child: _Child) -> None:
-        """Rule out candidates that settled links make impossible."""
+    def _prune(self, child: _Child, indices: Iterable[int]) -> None:
+        """Rule out those of the child's candidates that settled links make impossible."""
         key = child.invocation.invocation_id
         rank = self.ranks.get(key)
-        for candidate in child.candidates:
-            if candidate.excluded or child.pruned.get(candidate.invocation_id):
+        below: set[str] | None = None  # the child and its settled callees, theirs…: read once
+        for n in indices:
+            candidate = child.candidates[n]
+            if candidate.excluded or candidate.invocation_id in child.pruned:
                 continue
             late: list[Evidence] = []
-            if key in self._ancestors(candidate.invocation_id):
+            if below is None:
+                below = self._subtree(key)
+            if candidate.invocation_id in below:
                 late.append(Evidence("descendant", "a descendant of the callee (would be a cycle)",
                                      excludes=True))
-            owner = self.trace.invocations[candidate.invocation_id]
-            span = owner.spans[candidate.span_id]
+            owner, span = child.spans[n].owner, child.spans[n].span
             if self.use_order and rank is not None and not span.top_level:
                 for other_key, other in self._settled_by_owner.get(candidate.invocation_id, ()):
                     other_span = owner.spans[other.span_id]
@@ -520,7 +604,7 @@ class _Resolver:
                             excludes=True))
                         break
             if late:
-                child.pruned[candidate.invocation_id] = late
+                child.prune(candidate, late)
 
     # -- pass 3: assignment ----------------------------------------------------------------
     def _assign(self) -> None:
@@ -538,9 +622,9 @@ class _Resolver:
         for child in open_children:
             key = child.invocation.invocation_id
             choices = options[key] = []
-            for candidate in child.viable():
-                span = self.trace.invocations[candidate.invocation_id].spans[candidate.span_id]
-                if span.top_level:
+            order = self._invocation_order(key)
+            for candidate, facts in child.viable_spans():
+                if facts.top_level:
                     # Top-level spans may wake many callees (hibernation): a slot per callee.
                     slot: tuple[str, ...] = ("top", key, candidate.invocation_id)
                 else:
@@ -548,14 +632,15 @@ class _Resolver:
                         continue
                     slot = ("span", candidate.invocation_id, candidate.span_id)
                     sharing.setdefault(slot, []).append(key)
-                weight = 100.0 + candidate.score + _TIE * self._nearness(child, candidate)
+                weight = 100.0 + candidate.score + _TIE * (order * self._span_order(facts))
                 choices.append((slot, candidate, weight))
         for keys in _groups(options, sharing):
             keys.sort(key=lambda k: self._creation_key(self.children[k].invocation))  # deterministic
             self._assign_group(keys, options)
 
-    def _nearness(self, child: _Child, candidate: Candidate) -> float:
-        """In [0, 1]: a tie-breaker that pairs callees and dispatch spans in the same order.
+    def _invocation_order(self, key: str) -> float:
+        """The callee's half of a tie-breaker, order(callee) × order(span) in [0, 1], that
+        pairs callees and dispatch spans in the same order.
 
         Summed over a matching, order(callee) × order(span) is largest when the pairs do not
         cross (the rearrangement inequality), so among equally good arrangements the one where
@@ -565,10 +650,15 @@ class _Resolver:
         order of a sorted file."""
         if self._orders is None:
             self._orders = self._tie_orders()
-        invocation_order, span_order = self._orders
-        owner = self.trace.invocations[candidate.invocation_id]
-        span = owner.spans[candidate.span_id]
-        return invocation_order[child.invocation.invocation_id] * span_order(owner, span)
+        return self._orders[0][key]
+
+    def _span_order(self, facts: _SpanFacts) -> float:
+        # A dispatch span is weighed for every callee that may take it: its order is kept.
+        if facts.order is None:
+            if self._orders is None:
+                self._orders = self._tie_orders()
+            facts.order = self._orders[1](facts.owner, facts.span)
+        return facts.order
 
     def _creation_key(self, inv: Invocation) -> tuple:
         """Creation order as far as the trace shows it, then the id: never the order of a file
@@ -583,7 +673,7 @@ class _Resolver:
         invocations = list(self.trace.invocations.values())
         count = float(len(invocations))
         if self.evidence.arrival_order:
-            ordinals = sorted(position for inv in invocations for _, _, position in inv.stamps)
+            ordinals = sorted([position for inv in invocations for _, _, position in inv.stamps])
             scale = float(len(ordinals) or 1)
             by_arrival = {
                 inv.invocation_id: bisect.bisect_left(ordinals, inv.onset_position or inv.position) / scale
@@ -604,11 +694,13 @@ class _Resolver:
         """Best total weight, one callee per dispatch span; each link's label from its margin:
         how much the best arrangement loses if this link is forbidden."""
         slots: dict[tuple[str, ...], int] = {}
-        for key in keys:
-            for slot, _, _ in options[key]:
-                slots.setdefault(slot, len(slots))
-        weights = {(row, slots[slot]): weight
-                   for row, key in enumerate(keys) for slot, _, weight in options[key]}
+        weights: dict[tuple[int, int], float] = {}
+        edges: dict[tuple[int, int], Candidate] = {}  # a row's candidates have distinct slots
+        for row, key in enumerate(keys):
+            for slot, candidate, weight in options[key]:
+                edge = (row, slots.setdefault(slot, len(slots)))
+                weights[edge] = weight
+                edges[edge] = candidate
         problem = _Assignment(len(keys), len(slots), weights)
         total, assigned = problem.solve()
         for row, key in enumerate(keys):
@@ -623,8 +715,8 @@ class _Resolver:
                 else:
                     self._settle_orphan(child)
                 continue
-            chosen = next(c for slot, c, _ in options[key] if slots[slot] == column)
-            if len(options[key]) == 1 and len(child.viable()) == 1:
+            chosen = edges[(row, column)]
+            if len(options[key]) == 1 and child.alive == 1:
                 resolution = Resolution.HEURISTIC if self._fits(child, chosen) else Resolution.AMBIGUOUS
                 reason = ("one candidate left, but its span does not clearly fit the trigger"
                           if resolution is Resolution.AMBIGUOUS else
@@ -657,9 +749,11 @@ class _Resolver:
         per caller, callees created later hang under spans opened later."""
         pinned: dict[str, list[tuple[int, int]]] = {}
         for key, child in self.children.items():
-            viable = child.viable()
             rank = self.ranks.get(key)
-            if rank is None or len(viable) != 1 or not self._fits(child, viable[0]):
+            if rank is None or child.alive != 1:
+                continue
+            viable = child.viable()
+            if not self._fits(child, viable[0]):
                 continue
             span = self.trace.invocations[viable[0].invocation_id].spans[viable[0].span_id]
             if not span.top_level:
@@ -693,10 +787,9 @@ class _Resolver:
 
     def _settle_orphan(self, child: _Child) -> None:
         key = child.invocation.invocation_id
-        self.links[key] = Link(
-            key, self.trace.trace_id, None, None, Resolution.ORPHAN, child.all_candidates(),
+        self.links[key] = self._link(
+            child, None, None, Resolution.ORPHAN,
             f"all {len(child.candidates) + child.later} owners of span {child.trigger} are ruled out",
-            child.later,
         )
 
     def _break_cycles(self) -> None:
@@ -720,7 +813,7 @@ class _Resolver:
                 link = self.links[weakest]
                 self.links[weakest] = Link(
                     link.invocation_id, link.trace_id, None, None, Resolution.ORPHAN, link.candidates,
-                    "every remaining choice would make a cycle of callers", link.later_owners,
+                    "every remaining choice would make a cycle of callers", link.later_owners, link.unkept,
                 )
             for visited in path:
                 state[visited] = 2
@@ -787,9 +880,12 @@ class _Assignment:
         if self.rows == 0:
             return 0.0, {}
         if self.rows == 1:
-            # One callee alone (the common case): its best edge, if any beats staying unmatched.
-            best = max(((key, weight) for key, weight in self.weights.items() if key != forbid),
-                       key=lambda item: item[1], default=None)
+            # One callee alone (the common case): its best edge (the first of equals), if any
+            # beats staying unmatched.
+            best: tuple[tuple[int, int], float] | None = None
+            for edge, weight in self.weights.items():
+                if edge != forbid and (best is None or weight > best[1]):
+                    best = (edge, weight)
             if best is None or best[1] <= 0:
                 return 0.0, {}
             return best[1], {0: best[0][1]}
@@ -803,38 +899,55 @@ class _Assignment:
         finally:
             if forbid is not None:
                 matrix[forbid] = saved
-        assigned = {
-            int(row): int(column) for row, column in zip(row_index, column_index, strict=True)
-            if column < self.columns and matrix[row, column] > _FORBIDDEN and (row, column) != forbid
-        }
-        total = float(sum(matrix[row, column] for row, column in assigned.items()))
+        # Read back as Python numbers in one go (indexing numpy one scalar at a time cost more
+        # than the solve on large groups); summed in row order, one by one, as floats.
+        values = matrix[row_index, column_index].tolist()
+        assigned: dict[int, int] = {}
+        total = 0.0
+        for row, column, value in zip(row_index.tolist(), column_index.tolist(), values, strict=True):
+            if column < self.columns and value > _FORBIDDEN and (row, column) != forbid:
+                assigned[row] = column
+                total += value
         return total, assigned
 
     def _weight_matrix(self) -> Any:
         if self._matrix is None:
             import numpy as np  # imported here: most inputs never need more than one row
 
-            # One private "unmatched" column per row, worth 0; missing edges are forbidden.
-            matrix = np.full((self.rows, self.columns + self.rows), _FORBIDDEN)
-            if self.weights:
-                keys = np.array(list(self.weights), dtype=np.intp)
-                matrix[keys[:, 0], keys[:, 1]] = np.fromiter(self.weights.values(), float, len(self.weights))
-            matrix[np.arange(self.rows), self.columns + np.arange(self.rows)] = 0.0
+            # One private "unmatched" column per row, worth 0; missing edges are forbidden. Filled
+            # through a flat view: most groups are tiny, and numpy's per-call cost dominated.
+            width = self.columns + self.rows
+            matrix = np.full((self.rows, width), _FORBIDDEN)
+            flat = matrix.ravel()
+            flat[[row * width + column for row, column in self.weights]] = list(self.weights.values())
+            flat[self.columns::width + 1] = 0.0  # (row, columns + row), every row
             self._matrix = matrix
         return self._matrix
 
 
-def _attribute_evidence(ties: tuple[tuple[str, object, str], ...], span: Span) -> Iterable[Evidence]:
+def _attribute_evidence(
+    ties: tuple[tuple[str, object, str], ...], attributes: dict[str, Any]
+) -> Iterable[Evidence]:
     """Attributes that tie a caller span to a callee: the URL, the RPC method, the object id."""
     for name, theirs, label in ties:
-        ours = span.attributes.get(name)
+        ours = attributes.get(name)
         if ours is None or ours == "":
             continue
-        if ours == theirs:
-            yield Evidence(f"{name}-matches", f"{label} matches ({_short(ours)})", W_ATTRIBUTE)
+        if type(ours) is str and type(theirs) is str:  # as they always are in real streams
+            yield _known_tie_fact(name, ours, theirs, label)
         else:
-            yield Evidence(f"{name}-differs",
-                           f"{label} differs ({_short(ours)} vs {_short(theirs)})", -W_ATTRIBUTE)
+            yield _tie_fact(name, ours, theirs, label)
+
+
+def _tie_fact(name: str, ours: object, theirs: object, label: str) -> Evidence:
+    if ours == theirs:
+        return Evidence(f"{name}-matches", f"{label} matches ({_short(ours)})", W_ATTRIBUTE)
+    return Evidence(f"{name}-differs", f"{label} differs ({_short(ours)} vs {_short(theirs)})", -W_ATTRIBUTE)
+
+
+# The same URLs and methods meet again and again: each fact is written once. Strings only:
+# other values equal as keys (1, 1.0, True) would not read alike.
+_known_tie_fact = functools.lru_cache(maxsize=1 << 12)(_tie_fact)
 
 
 def _short(value: object) -> str:
