@@ -89,7 +89,9 @@ class _Timing:
     """Per invocation: its stamps in sequence order, in columns."""
 
     sequences: tuple[int, ...]
-    values: list[float]  # values[k]: the stamp of the event with sequences[k] in ms, or _NEVER
+    # floor[k]: the latest informative stamp (ms) at or before sequences[k], or _NEVER. Running
+    # maxima, once per invocation: a long-lived invocation opens thousands of spans.
+    floor: list[float]
     positions: tuple[int, ...]  # input position of the event with sequences[k]
 
     @classmethod
@@ -97,12 +99,12 @@ class _Timing:
         if not invocation.stamps:
             return cls((), [], ())
         sequences, stamps, positions = zip(*invocation.stamps, strict=True)
-        values = [_NEVER if value is None else value for value in map(millis, stamps)]
-        return cls(sequences, values, positions)
+        values = (_NEVER if value is None else value for value in map(millis, stamps))
+        return cls(sequences, list(itertools.accumulate(values, max)), positions)
 
     def facts(self, owner: Invocation, span: Span) -> _SpanFacts:
         k = bisect.bisect_right(self.sequences, span.open_sequence)
-        opened = max(self.values[:k], default=_NEVER)  # the latest stamp of anything before it
+        opened = self.floor[k - 1] if k else _NEVER  # the latest stamp of anything before it
         return _SpanFacts(
             owner, span, owner.invocation_id, span.name, span.parent_span_id is None, span.attributes,
             None if opened == _NEVER else opened, millis(span.close_time), span.close_position,
