@@ -3,6 +3,7 @@ everything and resolves a share of the traces; together, exactly what one proces
 
 from __future__ import annotations
 
+import os
 import zlib
 from pathlib import Path
 
@@ -13,7 +14,7 @@ from test_lean import GOOD, ODD
 from tracetree import shares
 from tracetree.build import Tally, build_file
 from tracetree.cli import main
-from tracetree.errors import InputError
+from tracetree.errors import InputError, TracetreeError
 from tracetree.render.links import render_links
 
 
@@ -116,3 +117,21 @@ def test_the_cli_names_a_bad_line_once_with_shares(tmp_path: Path, monkeypatch: 
     path.write_bytes(b"\n".join([*GOOD[:3], b'{"invocationId": "a", oops}', *GOOD[3:]]) + b"\n")
     result = runner().invoke(main, ["build", str(path), "--format", "links", "-j", "2"])
     assert_input_error(result, f"{path}:4:")
+
+
+class _DiesWhenUnpickled:
+    """Falsy here (so: not a runtime's log); in a spawned process, unpickling it ends that
+    process at once, as the kernel's out-of-memory killer would."""
+
+    def __bool__(self) -> bool:
+        return False
+
+    def __reduce__(self) -> tuple:
+        return (os._exit, (3,))
+
+
+def test_a_share_process_that_dies_is_one_error_not_a_traceback(tmp_path: Path) -> None:
+    path = tmp_path / "good.events.jsonl"
+    path.write_bytes(b"\n".join(GOOD) + b"\n")
+    with pytest.raises(TracetreeError, match=r"stopped.*-j 1"):
+        shares.link_in_shares([str(path)], 2, from_log=_DiesWhenUnpickled())  # type: ignore[arg-type]

@@ -17,10 +17,12 @@ from __future__ import annotations
 import multiprocessing
 from collections.abc import Iterable, Sequence
 from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from pathlib import Path
 
 from .build import Tally, collector_paused, resolve_forest
+from .errors import TracetreeError
 from .events import ProgressCallback, read_lean_events
 from .model import ModelBuilder
 from .render.links import trace_links
@@ -72,7 +74,11 @@ def link_in_shares(
             for future in others:
                 future.cancel()
             raise
-        shares.extend(future.result() for future in others)
+        try:
+            shares.extend(future.result() for future in others)
+        except BrokenProcessPool as exc:  # killed (out of memory, a signal): say so, no traceback
+            raise TracetreeError(f"a process resolving a share of the traces stopped: {exc}; "
+                                 "`-j 1` resolves in this process alone") from None
     blocks = sorted((block for share in shares for block in share.blocks), key=lambda block: block[0])
     return [lines for _, lines in blocks], _whole(share.tally for share in shares)
 
