@@ -667,7 +667,7 @@ class _TraceWriter:
         made = []
         for event in span.events:
             body = event.get("event") or {}
-            if body.get("type") == "attributes" or body is invocation.outcome:
+            if body.get("type") == "attributes" or event is invocation.outcome_event:
                 continue  # shown as the span's attributes, and as its status
             item = _event(event, self._event_time(invocation, event, start))
             if item is not None:
