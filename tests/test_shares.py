@@ -4,6 +4,7 @@ everything and resolves a share of the traces; together, exactly what one proces
 from __future__ import annotations
 
 import os
+import sys
 import zlib
 from pathlib import Path
 
@@ -135,3 +136,29 @@ def test_a_share_process_that_dies_is_one_error_not_a_traceback(tmp_path: Path) 
     path.write_bytes(b"\n".join(GOOD) + b"\n")
     with pytest.raises(TracetreeError, match=r"stopped.*-j 1"):
         shares.link_in_shares([str(path)], 2, from_log=_DiesWhenUnpickled())  # type: ignore[arg-type]
+
+
+def test_a_large_input_in_a_terminal_shows_progress_and_resolves_in_shares(tmp_path: Path) -> None:
+    """Over 16 MiB, on a terminal: the reading bar shows (it starts once the share processes
+    are under way), and the links are those of one process."""
+    pexpect = pytest.importorskip("pexpect", reason="pexpect drives the terminal (pip install -e '.[test]')")
+    path = tmp_path / "large.events.jsonl"
+    with path.open("wb") as out:
+        for number in range(13_000):  # ~17 MiB: thousands of traces, each the GOOD stream
+            group = b"\n".join(GOOD).replace(b'"traceId":"t"', b'"traceId":"%032x"' % number)
+            for invocation in (b"a", b"b"):
+                group = group.replace(b'"invocationId":"%s"' % invocation, b'"invocationId":"%s%031x"'
+                                      % (invocation, number))
+            out.write(group + b"\n")
+    assert shares.can_share([str(path)], 2)
+    env = {**os.environ, "COLUMNS": "120", "LINES": "40", "TERM": "xterm-256color"}
+    session = pexpect.spawn(sys.executable, ["-m", "tracetree", "build", str(path), "--format", "links",
+                                             "-j", "2", "-o", str(tmp_path / "two.jsonl")],
+                            env=env, encoding="utf-8", timeout=120, dimensions=(40, 120))
+    session.expect("reading")
+    session.expect("13000 traces")  # the summary, once done
+    session.expect(pexpect.EOF)
+    session.close()
+    assert session.exitstatus == 0
+    one = runner().invoke(main, ["build", str(path), "--format", "links", "-j", "1", "-q"])
+    assert (tmp_path / "two.jsonl").read_text() == one.stdout

@@ -75,15 +75,26 @@ def _error(message: str) -> None:
 
 @contextmanager
 def _progress(inputs: list[str], enabled: bool) -> Iterator[Callable[[int], None] | None]:
-    """A byte-count progress bar on stderr, only for large inputs on a terminal."""
+    """A byte-count progress bar on stderr, only for large inputs on a terminal. It (and rich's
+    refresh thread) starts at the first report: processes forked before reading start with no
+    thread but their own."""
     total = input_size(inputs)
     if not enabled or total < PROGRESS_THRESHOLD or not sys.stderr.isatty():
         yield None
         return
     columns = (TextColumn("reading"), BarColumn(), DownloadColumn(), TimeRemainingColumn())
-    with Progress(*columns, console=Console(stderr=True), transient=True) as bar:
-        task = bar.add_task("read", total=total)
-        yield lambda n: bar.advance(task, n)
+    bar = Progress(*columns, console=Console(stderr=True), transient=True)
+    task = bar.add_task("read", total=total)
+
+    def advance(count: int) -> None:
+        if not bar.live.is_started:
+            bar.start()
+        bar.advance(task, count)
+
+    try:
+        yield advance
+    finally:
+        bar.stop()
 
 
 def _write(output: IO[bytes], chunks: Iterator[bytes] | bytes) -> None:

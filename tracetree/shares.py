@@ -8,13 +8,15 @@ positions; but it models only its own traces, so the processes together hold abo
 one process would. (Forking once the whole model is built would not: a child writes to most
 pages it inherits, as reference counts change when it reads, and so copies them.)
 
-Processes are spawned, not forked: nothing is inherited, so a progress bar's thread in the
-parent is no hazard, and the same code runs where fork does not exist.
+Where the platform forks safely (Linux) the processes are forked when the work starts, before
+anything is read, so they inherit only the imported code (and the calling script is not run
+again in them, as spawning does: it re-imports `__main__`); elsewhere they are spawned.
 """
 
 from __future__ import annotations
 
 import multiprocessing
+import sys
 from collections.abc import Iterable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -63,7 +65,7 @@ def link_in_shares(
     """`--format links` lines of every trace, in input order, resolved in `jobs` processes (this
     one among them), and the tally of the whole. InputError as a single process raises it."""
     paths = list(paths)
-    context = multiprocessing.get_context("spawn")
+    context = multiprocessing.get_context("fork" if sys.platform == "linux" else "spawn")
     with ProcessPoolExecutor(max_workers=jobs - 1, mp_context=context) as pool:
         others = [pool.submit(link_share, paths, (index, jobs), options, lenient, from_log)
                   for index in range(1, jobs)]
