@@ -72,7 +72,8 @@ def link_in_shares(
         try:
             shares = [link_share(paths, (0, jobs), options, lenient, from_log, progress)]
         except BaseException:
-            # Every process meets the same bad line: no need to wait for the others to.
+            # Every process meets the same bad line at about the same point, so leaving the pool
+            # (which waits for them) is quick; shares not started yet are dropped.
             for future in others:
                 future.cancel()
             raise
