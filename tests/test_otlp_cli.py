@@ -64,6 +64,17 @@ def test_json_file_parses_as_one_request(tmp_path: Path) -> None:
     assert span_count(parse_otlp_json(line)) == SPANS
 
 
+def test_the_file_holds_what_the_library_makes_of_the_stream(tmp_path: Path) -> None:
+    """The command keeps events as text until each trace is written (less memory); the
+    library, given a forest of parsed events, makes the very same request."""
+    from tracetree.build import build_file
+    from tracetree.otlp import dumps_json, forest_to_otlp
+
+    out = tmp_path / "traces.otlp.json"
+    assert export(FIXTURE, "-o", str(out)).exit_code == 0
+    assert out.read_bytes() == dumps_json(forest_to_otlp(build_file(FIXTURE))) + b"\n"
+
+
 def test_protobuf_file_parses_from_string(tmp_path: Path) -> None:
     out = tmp_path / "traces.otlp.pb"
     result = export(FIXTURE, "--protobuf", "-o", str(out), "-q")

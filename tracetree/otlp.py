@@ -29,7 +29,7 @@ import orjson
 from .assemble import InvocationNode, SpanNode, TraceNode, assemble
 from .build import Forest, collector_paused
 from .links import Link, Resolution
-from .model import Invocation, Span
+from .model import Invocation, Span, parsed_events
 from .render.tree import trigger_text
 
 try:
@@ -729,7 +729,7 @@ def iter_requests(
     with collector_paused():
         trees = assemble(forest)
     for tree in trees:
-        with collector_paused():
+        with collector_paused(), parsed_events(tree.trace):  # events kept as text: parsed per trace
             spans = _TraceWriter(tree, forest).write()
         if pending and batch_spans and len(pending) + len(spans) > batch_spans:
             yield _request(pending), len(pending)
