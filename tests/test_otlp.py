@@ -53,6 +53,14 @@ def spans_of(message: Any) -> list[tuple[dict[str, Any], Any]]:
     ]
 
 
+def exported_spans(forest: tracetree.Forest) -> tuple[dict[tuple[Any, Any], Any], dict[str, Any]]:
+    """The forest's exported spans by (trace id, span id), and its server spans by invocation id."""
+    spans = [span for _, span in spans_of(exported(forest))]
+    by_id = {(span.trace_id, span.span_id): span for span in spans}
+    servers = {attrs(span)["tracetree.invocation_id"]: span for span in spans if span.kind == SERVER}
+    return by_id, servers
+
+
 def exported(forest: tracetree.Forest) -> Any:
     """The forest's OTLP/JSON bytes, parsed by the official package (hex ids mapped to bytes);
     its protobuf bytes, parsed with ParseFromString, must be the same message."""
@@ -103,9 +111,7 @@ def test_predictable_ids_collide_in_the_input_but_not_in_the_output() -> None:
 def test_each_callee_hangs_under_the_span_tracetree_resolved(fixture: Path) -> None:
     """A callee's server span's parent is the caller span of its link; roots have no parent."""
     forest = tracetree.build_file(str(fixture))
-    spans = [span for _, span in spans_of(exported(forest))]
-    by_id = {(span.trace_id, span.span_id): span for span in spans}
-    servers = {attrs(span)["tracetree.invocation_id"]: span for span in spans if span.kind == SERVER}
+    by_id, servers = exported_spans(forest)
     checked = 0
     for invocation_id, link in forest.links.items():
         server = servers[invocation_id]
@@ -354,9 +360,7 @@ def test_every_corpus_stream_exports_well_formed(stream: Path, naive: bool) -> N
 def test_uncertain_links_point_at_the_other_candidates(corpus: Path) -> None:
     """A heuristic or ambiguous link carries OTLP links to the callers it was weighed against."""
     forest = tracetree.build_file(str(corpus / "train" / "topology-501-d2-f2-ms-arrival-lazy.events.jsonl"))
-    spans = [span for _, span in spans_of(exported(forest))]
-    by_id = {(span.trace_id, span.span_id): span for span in spans}
-    servers = {attrs(span)["tracetree.invocation_id"]: span for span in spans if span.kind == SERVER}
+    by_id, servers = exported_spans(forest)
     linked = 0
     for invocation_id, link in forest.links.items():
         server = servers[invocation_id]

@@ -114,12 +114,17 @@ process.stdout.write(JSON.stringify({ lines, returned: kind }));
 
 @pytest.fixture
 def node_run(tmp_path: Path) -> dict[str, object]:
+    return run_worker_in_node(tmp_path, NODE_DRIVER, "serialization")
+
+
+def run_worker_in_node(tmp_path: Path, driver: str, what: str) -> dict[str, object]:
+    """The tail worker loaded as a module by `driver` in node; what the driver prints, parsed."""
     node = shutil.which("node")
     if node is None:
-        pytest.skip("node not found: the tail worker's serialization is checked by running it in node")
+        pytest.skip(f"node not found: the tail worker's {what} is checked by running it in node")
     module = tmp_path / "tail.mjs"
     module.write_text(worker_source(), encoding="utf-8")
-    done = subprocess.run([node, "--input-type=module", "-e", NODE_DRIVER, module.as_uri()],
+    done = subprocess.run([node, "--input-type=module", "-e", driver, module.as_uri()],
                           capture_output=True, timeout=120, check=False)
     assert done.returncode == 0, done.stderr
     return orjson.loads(done.stdout)
@@ -194,15 +199,7 @@ process.stdout.write(JSON.stringify({ lines, posts, waited: waits.filter((w) => 
 def test_http_mode_posts_ordered_batches_and_logs_a_refused_one(tmp_path: Path) -> None:
     """With a collector binding, events go out in order in batches of at most 200 (the last at
     the outcome), as ndjson; a batch answered 413 is logged instead, after a warning line."""
-    node = shutil.which("node")
-    if node is None:
-        pytest.skip("node not found: the tail worker's batching is checked by running it in node")
-    module = tmp_path / "tail.mjs"
-    module.write_text(worker_source(), encoding="utf-8")
-    done = subprocess.run([node, "--input-type=module", "-e", BATCH_DRIVER, module.as_uri()],
-                          capture_output=True, timeout=120, check=False)
-    assert done.returncode == 0, done.stderr
-    run = orjson.loads(done.stdout)
+    run = run_worker_in_node(tmp_path, BATCH_DRIVER, "batching")
     posts = run["posts"]
     assert [post["type"] for post in posts] == ["application/x-ndjson"] * 4
     batches = [[orjson.loads(line)["sequence"] for line in post["body"].splitlines()] for post in posts]

@@ -248,11 +248,14 @@ def assemble(forest: Forest) -> list[TraceNode]:
     """Every trace as a tree. Traces go by their first root's time, then by what they hold
     (every invocation's content key), so neither ids nor how the input interleaved traces
     changes the order."""
-    trees = []
-    for trace in forest.traces:
-        with parsed_events(trace):  # sibling order weighs what the events hold
-            trees.append(assemble_trace(trace, forest.links, forest.ranks.get(trace.trace_id)))
-    return sorted(trees, key=trace_order)
+    return sorted((assemble_parsed(forest, trace) for trace in forest.traces), key=trace_order)
+
+
+def assemble_parsed(forest: Forest, trace: Trace) -> TraceNode:
+    """One trace of the forest as a tree, its events parsed meanwhile where the model keeps them
+    as text (sibling order weighs what the events hold; see model.parsed_events)."""
+    with parsed_events(trace):
+        return assemble_trace(trace, forest.links, forest.ranks.get(trace.trace_id))
 
 
 def trace_order(tree: TraceNode) -> tuple[Any, ...]:

@@ -16,7 +16,7 @@ from typing import Any, BinaryIO
 
 import orjson
 
-from .assemble import InvocationNode, SpanNode, TraceNode, assemble_trace, trace_order
+from .assemble import InvocationNode, SpanNode, TraceNode, assemble_parsed, assemble_trace, trace_order
 from .build import Forest
 from .depth import deep_trees
 from .errors import InputError
@@ -536,7 +536,7 @@ def _parts(
                 raise ValueError("the tree document needs every event: build with keep_events=True")
     ordered: list[tuple[tuple[Any, ...], Trace, list[str]]] = []
     for trace in forest.traces:
-        tree = _assembled(forest, trace)
+        tree = assemble_parsed(forest, trace)
         ordered.append((trace_order(tree), trace,
                         [node.invocation.invocation_id for node in invocations_in_text_order(tree)]))
     ordered.sort(key=lambda item: item[0])  # stable, as assemble's sort
@@ -551,11 +551,6 @@ def _parts(
     })
     traces = [trace for _, trace, _ in ordered]
     return head, _trace_parts(forest, traces, _Writer(labeller, normalization)), numbering
-
-
-def _assembled(forest: Forest, trace: Trace) -> TraceNode:
-    with parsed_events(trace):
-        return assemble_trace(trace, forest.links, forest.ranks.get(trace.trace_id))
 
 
 def _trace_parts(forest: Forest, traces: list[Trace], writer: _Writer) -> Iterator[dict[str, Any]]:
